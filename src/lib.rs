@@ -1,0 +1,6 @@
+//! tartan: end-task aware training (TARTAN, Dery et al. 2022) of BERT/RoBERTa encoders.
+
+pub mod data;
+pub mod model;
+
+pub mod objectives;

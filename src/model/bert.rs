@@ -1,0 +1,234 @@
+//! BERT / RoBERTa encoder. Field names follow the Hugging Face checkpoint keys
+//! (`embeddings.word_embeddings.weight`, `encoder.layer.3.attention.self.query.weight`, ...),
+//! so that the key mapping in `weights.rs` stays a handful of renames.
+#![allow(non_snake_case)] // `LayerNorm` fields match the checkpoint keys.
+
+use burn::module::Module;
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig,
+};
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::{Device, Int, Tensor};
+
+use super::config::{Family, ModelConfig};
+
+/// One padded batch as the encoder sees it; masks are 1 for tokens and 0 for padding.
+#[derive(Debug, Clone)]
+pub struct EncoderInput {
+    pub input_ids: Tensor<2, Int>,
+    pub attention_mask: Tensor<2, Int>,
+    pub token_type_ids: Tensor<2, Int>,
+}
+
+/// The initialisation of Hugging Face's `BertPreTrainedModel._init_weights`.
+pub(crate) fn hf_init() -> Initializer {
+    Initializer::Normal { mean: 0.0, std: 0.02 }
+}
+
+pub(crate) fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).with_initializer(hf_init()).init(device)
+}
+
+pub(crate) fn layer_norm(d: usize, eps: f64, device: &Device) -> LayerNorm {
+    LayerNormConfig::new(d).with_epsilon(eps).init(device)
+}
+
+#[derive(Module, Debug)]
+pub struct Embeddings {
+    pub word_embeddings: Embedding,
+    pub position_embeddings: Embedding,
+    pub token_type_embeddings: Embedding,
+    pub LayerNorm: LayerNorm,
+    pub dropout: Dropout,
+    #[module(skip)]
+    family: Family,
+    #[module(skip)]
+    pad_token_id: usize,
+}
+
+impl Embeddings {
+    fn new(c: &ModelConfig, device: &Device) -> Self {
+        let emb = |n, d| EmbeddingConfig::new(n, d).with_initializer(hf_init()).init(device);
+        Self {
+            word_embeddings: emb(c.vocab_size, c.hidden_size),
+            position_embeddings: emb(c.max_position_embeddings, c.hidden_size),
+            token_type_embeddings: emb(c.type_vocab_size, c.hidden_size),
+            LayerNorm: layer_norm(c.hidden_size, c.layer_norm_eps, device),
+            dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+            family: c.family,
+            pad_token_id: c.pad_token_id,
+        }
+    }
+
+    fn forward(&self, input: &EncoderInput) -> Tensor<3> {
+        let [batch, seq] = input.input_ids.dims();
+        let device = input.input_ids.device();
+        let positions = match self.family {
+            Family::Bert => Tensor::<1, Int>::arange(0..seq as i64, &device)
+                .unsqueeze::<2>()
+                .repeat_dim(0, batch),
+            // RoBERTa counts positions from pad_token_id + 1 and gives padding pad_token_id.
+            Family::Roberta => {
+                let mask = input.attention_mask.clone();
+                mask.clone().cumsum(1).mul(mask).add_scalar(self.pad_token_id as i64)
+            }
+        };
+        let x = self.word_embeddings.forward(input.input_ids.clone())
+            + self.position_embeddings.forward(positions)
+            + self.token_type_embeddings.forward(input.token_type_ids.clone());
+        self.dropout.forward(self.LayerNorm.forward(x))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    pub dropout: Dropout,
+    #[module(skip)]
+    num_heads: usize,
+}
+
+impl SelfAttention {
+    /// `mask_bias` is 0 for tokens and a large negative number for padding, shape `[b, 1, 1, s]`.
+    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+        let [b, s, h] = x.dims();
+        let head_dim = h / self.num_heads;
+        let split = |t: Tensor<3>| t.reshape([b, s, self.num_heads, head_dim]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        let scores = q.matmul(k.transpose()).mul_scalar(1.0 / (head_dim as f64).sqrt()) + mask_bias;
+        let probs = self.dropout.forward(softmax(scores, 3));
+        probs.matmul(v).swap_dims(1, 2).reshape([b, s, h])
+    }
+}
+
+/// A dense layer, dropout, residual and LayerNorm: `attention.output` and `output` in HF.
+#[derive(Module, Debug)]
+pub struct ResidualOutput {
+    pub dense: Linear,
+    pub LayerNorm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+impl ResidualOutput {
+    fn new(d_in: usize, c: &ModelConfig, device: &Device) -> Self {
+        Self {
+            dense: linear(d_in, c.hidden_size, device),
+            LayerNorm: layer_norm(c.hidden_size, c.layer_norm_eps, device),
+            dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        self.LayerNorm.forward(self.dropout.forward(self.dense.forward(x)) + residual)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// `attention.self` in the checkpoint (`self` is a Rust keyword).
+    pub self_: SelfAttention,
+    pub output: ResidualOutput,
+}
+
+#[derive(Module, Debug)]
+pub struct Intermediate {
+    pub dense: Linear,
+}
+
+#[derive(Module, Debug)]
+pub struct Layer {
+    pub attention: Attention,
+    pub intermediate: Intermediate,
+    pub output: ResidualOutput,
+}
+
+impl Layer {
+    fn new(c: &ModelConfig, device: &Device) -> Self {
+        Self {
+            attention: Attention {
+                self_: SelfAttention {
+                    query: linear(c.hidden_size, c.hidden_size, device),
+                    key: linear(c.hidden_size, c.hidden_size, device),
+                    value: linear(c.hidden_size, c.hidden_size, device),
+                    dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
+                    num_heads: c.num_attention_heads,
+                },
+                output: ResidualOutput::new(c.hidden_size, c, device),
+            },
+            intermediate: Intermediate { dense: linear(c.hidden_size, c.intermediate_size, device) },
+            output: ResidualOutput::new(c.intermediate_size, c, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+        let attended = self.attention.self_.forward(x.clone(), mask_bias);
+        let x = self.attention.output.forward(attended, x);
+        let inner = gelu(self.intermediate.dense.forward(x.clone()));
+        self.output.forward(inner, x)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Encoder {
+    pub layer: Vec<Layer>,
+}
+
+/// `BertModel` / `RobertaModel` without the pooler (TARTAN's heads read the CLS vector).
+#[derive(Module, Debug)]
+pub struct Bert {
+    pub embeddings: Embeddings,
+    pub encoder: Encoder,
+}
+
+impl Bert {
+    /// A randomly initialised encoder; `weights::load_encoder` overwrites every parameter.
+    pub fn new(c: &ModelConfig, device: &Device) -> Self {
+        Self {
+            embeddings: Embeddings::new(c, device),
+            encoder: Encoder { layer: (0..c.num_hidden_layers).map(|_| Layer::new(c, device)).collect() },
+        }
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.embeddings.word_embeddings.weight.lazy_shape().dims::<2>()[1]
+    }
+
+    /// The last layer's hidden states, `[batch, seq, hidden]`.
+    pub fn forward(&self, input: &EncoderInput) -> Tensor<3> {
+        self.run(input, |_| {})
+    }
+
+    /// The embeddings output followed by every layer's output, as HF's `output_hidden_states`.
+    pub fn forward_all(&self, input: &EncoderInput) -> Vec<Tensor<3>> {
+        let mut all = Vec::with_capacity(self.encoder.layer.len() + 1);
+        let last = self.run(input, |h| all.push(h.clone()));
+        all.push(last);
+        all
+    }
+
+    fn run(&self, input: &EncoderInput, mut each_but_last: impl FnMut(&Tensor<3>)) -> Tensor<3> {
+        let mut x = self.embeddings.forward(input);
+        let mask_bias = attention_bias(&input.attention_mask);
+        for layer in &self.encoder.layer {
+            each_but_last(&x);
+            x = layer.forward(x, mask_bias.clone());
+        }
+        x
+    }
+}
+
+/// Additive attention bias as in HF: 0 where attended, the most negative f32 on padding.
+fn attention_bias(mask: &Tensor<2, Int>) -> Tensor<4> {
+    let [b, s] = mask.dims();
+    mask.clone()
+        .float()
+        .neg()
+        .add_scalar(1.0)
+        .mul_scalar(f32::MIN)
+        .reshape([b, 1, 1, s])
+}

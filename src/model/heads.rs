@@ -1,0 +1,79 @@
+//! Task heads on top of the shared encoder.
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear};
+use burn::tensor::activation::gelu;
+use burn::tensor::{Device, Int, Tensor};
+
+use super::bert::{layer_norm, linear};
+use super::config::ModelConfig;
+
+/// TARTAN's end-task head: CLS of the last layer -> dropout -> Linear(h, h) + tanh -> dropout ->
+/// Linear(h, n_labels). Names follow `RobertaClassificationHead`.
+#[derive(Module, Debug)]
+pub struct ClassificationHead {
+    pub dense: Linear,
+    pub out_proj: Linear,
+    pub dropout: Dropout,
+}
+
+impl ClassificationHead {
+    pub fn new(hidden: usize, n_labels: usize, dropout: f64, device: &Device) -> Self {
+        Self {
+            dense: linear(hidden, hidden, device),
+            out_proj: linear(hidden, n_labels, device),
+            dropout: DropoutConfig::new(dropout).init(),
+        }
+    }
+
+    /// Logits `[batch, n_labels]` from the encoder's last hidden states `[batch, seq, hidden]`.
+    pub fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
+        self.forward_features(cls_vector(hidden))
+    }
+
+    /// Logits from CLS vectors `[batch, hidden]`, e.g. features computed once without autodiff.
+    pub fn forward_features(&self, cls: Tensor<2>) -> Tensor<2> {
+        let x = self.dense.forward(self.dropout.forward(cls)).tanh();
+        self.out_proj.forward(self.dropout.forward(x))
+    }
+}
+
+/// The hidden state of the first token (`[CLS]` / `<s>`), `[batch, hidden]`.
+pub fn cls_vector(hidden: Tensor<3>) -> Tensor<2> {
+    let [b, _, h] = hidden.dims();
+    hidden.narrow(1, 0, 1).reshape([b, h])
+}
+
+/// Masked-LM head shared by BERT (`cls.predictions.transform.*`, `cls.predictions.bias`) and
+/// RoBERTa (`lm_head.dense`, `lm_head.layer_norm`, `lm_head.bias`): dense + GELU + LayerNorm,
+/// then the decoder tied to the word embeddings, plus a bias.
+#[derive(Module, Debug)]
+pub struct MlmHead {
+    pub dense: Linear,
+    pub layer_norm: LayerNorm,
+    pub bias: Param<Tensor<1>>,
+}
+
+impl MlmHead {
+    pub fn new(c: &ModelConfig, device: &Device) -> Self {
+        Self {
+            dense: linear(c.hidden_size, c.hidden_size, device),
+            layer_norm: layer_norm(c.hidden_size, c.layer_norm_eps, device),
+            bias: Param::from_tensor(Tensor::zeros([c.vocab_size], device)),
+        }
+    }
+
+    /// Vocabulary logits `[n, vocab]` at the `positions` (flat indices into `batch * seq`).
+    /// Only the masked positions go through the decoder, which is where the cost is.
+    pub fn forward_at(
+        &self,
+        hidden: Tensor<3>,
+        positions: Tensor<1, Int>,
+        word_embeddings: Tensor<2>,
+    ) -> Tensor<2> {
+        let [b, s, h] = hidden.dims();
+        let picked = hidden.reshape([b * s, h]).select(0, positions);
+        let x = self.layer_norm.forward(gelu(self.dense.forward(picked)));
+        x.matmul(word_embeddings.transpose()) + self.bias.val().unsqueeze::<2>()
+    }
+}

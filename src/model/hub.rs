@@ -1,0 +1,68 @@
+//! Finding a model: a local folder, or a Hugging Face Hub id in the standard cache.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use hf_hub::Cache;
+
+/// Files a model folder needs; `model.safetensors` may instead be an index with shards.
+const NEEDED: [&str; 2] = ["config.json", "tokenizer.json"];
+
+/// Returns a folder holding `config.json`, `tokenizer.json` and the weights. A `spec` naming an
+/// existing folder is used as it is; otherwise it is a Hub id, looked up in the HF cache
+/// (`HF_HOME` / `HF_HUB_CACHE`) and downloaded there unless `HF_HUB_OFFLINE=1`.
+pub fn resolve(spec: &str) -> Result<PathBuf> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        for f in NEEDED {
+            if !path.join(f).exists() {
+                bail!("{} has no {f}; a model folder needs config.json, tokenizer.json and model.safetensors (Hugging Face layout)", path.display());
+            }
+        }
+        return Ok(path.to_path_buf());
+    }
+    if spec.starts_with('.') || spec.starts_with('/') || spec.matches('/').count() > 1 {
+        bail!("model folder {spec} does not exist");
+    }
+    let cache = Cache::from_env();
+    let repo = cache.model(spec.to_string());
+    if let Some(dir) = cached_dir(&repo) {
+        return Ok(dir);
+    }
+    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let hint = format!(
+        "`{spec}` is not a local folder and is not in the Hugging Face cache at {}.\n  Fix: pass the path of a folder with config.json, tokenizer.json and model.safetensors, \
+         or download it where the Hub is reachable (`huggingface-cli download {spec}`) and set HF_HOME to that cache",
+        cache.path().display()
+    );
+    if offline {
+        bail!("{hint} (HF_HUB_OFFLINE is set, so nothing was downloaded)");
+    }
+    download(spec).map_err(|e| anyhow::anyhow!("{hint}\n  download failed: {e}"))
+}
+
+fn cached_dir(repo: &hf_hub::CacheRepo) -> Option<PathBuf> {
+    let config = repo.get("config.json")?;
+    repo.get("tokenizer.json")?;
+    repo.get("model.safetensors").or_else(|| repo.get("model.safetensors.index.json"))?;
+    config.parent().map(Path::to_path_buf)
+}
+
+fn download(spec: &str) -> Result<PathBuf> {
+    let api = hf_hub::api::sync::ApiBuilder::from_env().with_progress(true).build()?;
+    let repo = api.model(spec.to_string());
+    let config = repo.get("config.json")?;
+    repo.get("tokenizer.json")?;
+    if repo.get("model.safetensors").is_err() {
+        let index = repo.get("model.safetensors.index.json")?;
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(index)?)?;
+        let shards: std::collections::BTreeSet<String> = json["weight_map"]
+            .as_object()
+            .map(|m| m.values().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        for shard in shards {
+            repo.get(&shard)?;
+        }
+    }
+    Ok(config.parent().map(Path::to_path_buf).unwrap_or_default())
+}

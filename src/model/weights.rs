@@ -1,0 +1,389 @@
+//! Reading and writing encoder weights in the Hugging Face safetensors layout.
+//!
+//! Hand-written over the `safetensors` crate rather than burn-store's adapters: we need HF's
+//! own rules (optional `bert.`/`roberta.` prefix, sharded `model.safetensors.index.json`,
+//! legacy `gamma`/`beta` names, the decoder tied and not stored) and an error that lists every
+//! missing, unexpected and wrongly-shaped key at once, and the same table serves saving.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use super::bert::Bert;
+use super::config::{Family, ModelConfig};
+use super::heads::MlmHead;
+
+/// A checkpoint's tensors by normalised key (no family prefix, `weight`/`bias` for LayerNorm),
+/// converted to f32.
+pub struct StateDict {
+    tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+/// Keys a checkpoint may hold that no part of tartan uses: the pooler, NSP head, buffers,
+/// the tied decoder and task heads of other fine-tunes.
+fn ignorable(key: &str) -> bool {
+    key.starts_with("pooler.")
+        || key.starts_with("cls.seq_relationship.")
+        || key.starts_with("cls.predictions.decoder.")
+        || key.starts_with("lm_head.decoder.")
+        || key.starts_with("classifier.")
+        || key.ends_with("position_ids")
+}
+
+impl StateDict {
+    /// Reads `model.safetensors`, or every shard listed in `model.safetensors.index.json`.
+    pub fn from_dir(dir: &Path, family: Family) -> Result<Self> {
+        let single = dir.join("model.safetensors");
+        let index = dir.join("model.safetensors.index.json");
+        let files: Vec<PathBuf> = if single.exists() {
+            vec![single]
+        } else if index.exists() {
+            shard_files(&index)?
+        } else if dir.join("pytorch_model.bin").exists() {
+            bail!(
+                "{} holds only pytorch_model.bin, a pickle, which tartan does not load because unpickling can run arbitrary code. Convert it once in Python: `from transformers import AutoModel; AutoModel.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`",
+                dir.display()
+            );
+        } else {
+            bail!(
+                "no weights in {}: expected model.safetensors or model.safetensors.index.json",
+                dir.display()
+            );
+        };
+        let mut tensors = BTreeMap::new();
+        for file in files {
+            read_safetensors(&file, family, &mut tensors)?;
+        }
+        Ok(Self { tensors })
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.tensors.keys()
+    }
+}
+
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(index).with_context(|| format!("cannot read {}", index.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", index.display()))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .with_context(|| format!("{} has no `weight_map` object", index.display()))?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let files: BTreeSet<PathBuf> =
+        map.values().filter_map(|v| v.as_str()).map(|f| dir.join(f)).collect();
+    Ok(files.into_iter().collect())
+}
+
+fn normalise_key(key: &str, family: Family) -> String {
+    let key = key.strip_prefix(family.prefix()).unwrap_or(key);
+    let key = match key.rsplit_once('.') {
+        Some((head, "gamma")) => format!("{head}.weight"),
+        Some((head, "beta")) => format!("{head}.bias"),
+        _ => key.to_string(),
+    };
+    key
+}
+
+fn read_safetensors(
+    file: &Path,
+    family: Family,
+    out: &mut BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read weights {}", file.display()))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{} is not a valid safetensors file", file.display()))?;
+    for (name, view) in st.tensors() {
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            // Integer buffers (position_ids) are never parameters.
+            _ if ignorable(&normalise_key(&name, family)) => continue,
+            other => bail!("{}: tensor `{name}` has dtype {other:?}; expected F32, F16 or BF16", file.display()),
+        };
+        out.insert(normalise_key(&name, family), (view.shape().to_vec(), values));
+    }
+    Ok(())
+}
+
+/// Maps a burn parameter path (`encoder.layer.0.attention.self_.query.weight`) to its HF key,
+/// and says whether the tensor is stored transposed (PyTorch `Linear` is `[out, in]`).
+fn hf_key(path: &str, rank: usize) -> (String, bool) {
+    let key = path.replace(".self_.", ".self.");
+    let key = match key.rsplit_once('.') {
+        Some((head, "gamma")) => format!("{head}.weight"),
+        Some((head, "beta")) => format!("{head}.bias"),
+        _ => key,
+    };
+    let transposed = rank == 2 && !key.contains("embeddings.");
+    (key, transposed)
+}
+
+/// HF key of an MLM-head parameter path (`dense.weight`, `layer_norm.weight`, `bias`).
+fn mlm_key(path: &str, family: Family) -> String {
+    let path = match path.rsplit_once('.') {
+        Some((head, "gamma")) => format!("{head}.weight"),
+        Some((head, "beta")) => format!("{head}.bias"),
+        _ => path.to_string(),
+    };
+    let path = path.as_str();
+    let (head, norm) = match family {
+        Family::Bert => ("cls.predictions", "cls.predictions.transform.LayerNorm"),
+        Family::Roberta => ("lm_head", "lm_head.layer_norm"),
+    };
+    if let Some(rest) = path.strip_prefix("layer_norm.") {
+        format!("{norm}.{rest}")
+    } else if let Some(rest) = path.strip_prefix("dense.") {
+        match family {
+            Family::Bert => format!("{head}.transform.dense.{rest}"),
+            Family::Roberta => format!("{head}.dense.{rest}"),
+        }
+    } else {
+        format!("{head}.{path}")
+    }
+}
+
+/// Tracks the dotted path of the parameter being visited.
+#[derive(Default)]
+struct PathTracker(Vec<String>);
+
+impl PathTracker {
+    fn enter(&mut self, name: &str) {
+        self.0.push(name.to_string());
+    }
+    fn exit(&mut self) {
+        self.0.pop();
+    }
+    fn path(&self) -> String {
+        self.0.join(".")
+    }
+}
+
+/// Writes checkpoint tensors into a module's parameters, recording what did not fit.
+struct Loader<'a> {
+    state: &'a StateDict,
+    key_of: &'a dyn Fn(&str, usize) -> (String, bool),
+    path: PathTracker,
+    used: BTreeSet<String>,
+    missing: Vec<String>,
+    mismatched: Vec<String>,
+}
+
+impl ModuleMapper for Loader<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.enter(name);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (key, transposed) = (self.key_of)(&self.path.path(), D);
+        let Some((shape, values)) = self.state.tensors.get(&key) else {
+            self.missing.push(key);
+            return param;
+        };
+        self.used.insert(key.clone());
+        let (id, old, mapper) = param.consume();
+        let mut expected = old.dims().to_vec();
+        if transposed {
+            expected.reverse();
+        }
+        if *shape != expected {
+            self.mismatched.push(format!("{key}: checkpoint {shape:?}, model {expected:?}"));
+            return Param::from_mapped_value(id, old, mapper);
+        }
+        let device = old.device();
+        let mut tensor = Tensor::<D>::from_data(TensorData::new(values.clone(), shape.clone()), &device);
+        if transposed {
+            tensor = tensor.transpose();
+        }
+        if old.is_require_grad() {
+            tensor = tensor.require_grad();
+        }
+        Param::from_mapped_value(id, tensor, mapper)
+    }
+}
+
+/// What loading a checkpoint found, for the log and for errors.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub unexpected: Vec<String>,
+    /// The checkpoint had no MLM head; it was freshly initialised.
+    pub mlm_head_initialised: bool,
+}
+
+/// Loads the encoder and, when asked, the MLM head from `dir`.
+/// Missing or wrongly-shaped encoder keys are an error listing all of them.
+pub fn load_pretrained(
+    dir: &Path,
+    config: &ModelConfig,
+    with_mlm: bool,
+    device: &Device,
+) -> Result<(Bert, Option<MlmHead>, LoadReport)> {
+    let state = StateDict::from_dir(dir, config.family)?;
+    let mut loader = Loader {
+        state: &state,
+        key_of: &hf_key,
+        path: PathTracker::default(),
+        used: BTreeSet::new(),
+        missing: vec![],
+        mismatched: vec![],
+    };
+    let encoder = Bert::new(config, device).map(&mut loader);
+    if !loader.missing.is_empty() || !loader.mismatched.is_empty() {
+        let mut msg = format!("the weights in {} do not fit a {:?} encoder with this config.json:", dir.display(), config.family);
+        if !loader.missing.is_empty() {
+            msg += &format!("\n  missing keys: {}", loader.missing.join(", "));
+        }
+        if !loader.mismatched.is_empty() {
+            msg += &format!("\n  wrongly shaped: {}", loader.mismatched.join("; "));
+        }
+        let unexpected: Vec<_> = state.keys().filter(|k| !loader.used.contains(*k) && !ignorable(k)).cloned().collect();
+        if !unexpected.is_empty() {
+            msg += &format!("\n  unexpected keys: {}", unexpected.join(", "));
+        }
+        msg += "\n  check that config.json belongs to these weights (hidden_size, num_hidden_layers, vocab_size)";
+        bail!(msg);
+    }
+    let mut used = std::mem::take(&mut loader.used);
+    let mut report = LoadReport::default();
+    let mlm = if with_mlm {
+        let family = config.family;
+        let key_of = move |path: &str, rank: usize| (mlm_key(path, family), rank == 2);
+        let mut head_loader = Loader {
+            state: &state,
+            key_of: &key_of,
+            path: PathTracker::default(),
+            used: BTreeSet::new(),
+            missing: vec![],
+            mismatched: vec![],
+        };
+        let head = MlmHead::new(config, device).map(&mut head_loader);
+        if !head_loader.mismatched.is_empty() {
+            bail!("MLM head in {} has wrongly shaped keys: {}", dir.display(), head_loader.mismatched.join("; "));
+        }
+        if head_loader.used.is_empty() {
+            report.mlm_head_initialised = true;
+            tracing::info!("{} has no MLM head; it is initialised fresh", dir.display());
+        } else if !head_loader.missing.is_empty() {
+            bail!("MLM head in {} is incomplete: missing {}", dir.display(), head_loader.missing.join(", "));
+        }
+        used.extend(head_loader.used);
+        Some(head)
+    } else {
+        None
+    };
+    report.unexpected = state
+        .keys()
+        .filter(|k| !used.contains(*k) && !ignorable(k) && !(k.starts_with("cls.") || k.starts_with("lm_head.")))
+        .cloned()
+        .collect();
+    if !report.unexpected.is_empty() {
+        tracing::warn!("unused keys in {}: {}", dir.display(), report.unexpected.join(", "));
+    }
+    Ok((encoder, mlm, report))
+}
+
+/// Collects `(key, shape, values)` of a module's parameters, or of their gradients when
+/// `grads` is given (parameters without a gradient are skipped then).
+struct Collector<'a> {
+    key_of: &'a dyn Fn(&str, usize) -> (String, bool),
+    grads: Option<&'a Gradients>,
+    path: PathTracker,
+    out: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl ModuleVisitor for Collector<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.enter(name);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let (key, transposed) = (self.key_of)(&self.path.path(), D);
+        let mut t = match self.grads {
+            None => param.val(),
+            Some(grads) => match param.val().grad(grads) {
+                Some(g) => g,
+                None => return,
+            },
+        };
+        if transposed {
+            t = t.transpose();
+        }
+        let shape = t.dims().to_vec();
+        let values = t.into_data().try_to_vec::<f32>().expect("parameters are f32");
+        self.out.push((key, shape, values));
+    }
+}
+
+/// All tensors of a module in HF layout; `prefix` goes before every key.
+pub fn hf_tensors<M: Module>(module: &M, prefix: &str, mlm_family: Option<Family>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mlm_of = |path: &str, rank: usize| (mlm_key(path, mlm_family.unwrap_or(Family::Bert)), rank == 2);
+    let key_of: &dyn Fn(&str, usize) -> (String, bool) = if mlm_family.is_some() { &mlm_of } else { &hf_key };
+    let mut c = Collector { key_of, grads: None, path: PathTracker::default(), out: vec![] };
+    module.visit(&mut c);
+    c.out.into_iter().map(|(k, s, v)| (format!("{prefix}{k}"), s, v)).collect()
+}
+
+/// Serialises named f32 tensors to safetensors bytes (`format: pt`, as HF writes them).
+pub fn to_safetensors_bytes(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Vec<u8>> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(k, s, v)| (k.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(k, s, b)| Ok((k.clone(), safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)?)))
+        .collect::<Result<_>>()?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    Ok(safetensors::serialize(views, Some(meta))?)
+}
+
+/// Reads a flat `name -> tensor` safetensors file written by `to_safetensors_bytes`.
+pub fn read_plain(file: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+    let mut out = BTreeMap::new();
+    read_safetensors(file, Family::Bert, &mut out)?;
+    Ok(out)
+}
+
+/// Loads parameters of `module` from a flat safetensors map keyed by burn paths (heads, resume).
+pub fn load_plain<M: Module>(module: M, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, what: &str) -> Result<M> {
+    let state = StateDict { tensors: tensors.clone() };
+    let key_of = |path: &str, _rank: usize| (path.to_string(), false);
+    let mut loader = Loader { state: &state, key_of: &key_of, path: PathTracker::default(), used: BTreeSet::new(), missing: vec![], mismatched: vec![] };
+    let module = module.map(&mut loader);
+    if !loader.missing.is_empty() || !loader.mismatched.is_empty() {
+        bail!("{what}: missing {:?}, wrongly shaped {:?}", loader.missing, loader.mismatched);
+    }
+    Ok(module)
+}
+
+/// A module's parameters keyed by burn path, the inverse of `load_plain`.
+pub fn plain_tensors<M: Module>(module: &M) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let key_of = |path: &str, _rank: usize| (path.to_string(), false);
+    let mut c = Collector { key_of: &key_of, grads: None, path: PathTracker::default(), out: vec![] };
+    module.visit(&mut c);
+    c.out
+}
+
+/// Gradients of an encoder's parameters keyed by HF name, in HF layout (parity tests, debugging).
+pub fn hf_grads(encoder: &Bert, grads: &Gradients) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let mut c = Collector { key_of: &hf_key, grads: Some(grads), path: PathTracker::default(), out: vec![] };
+    encoder.visit(&mut c);
+    c.out.into_iter().map(|(k, s, v)| (k, (s, v))).collect()
+}

@@ -1,0 +1,190 @@
+//! Numerical parity with the PyTorch reference in `../shared/reference` (see its README):
+//! token ids, every layer's hidden states, classification logits/loss/gradients and, for the
+//! tiny MLM checkpoints, MLM logits/loss/gradients and the gradients' dot product and cosine.
+
+mod common;
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use common::{Reference, rel_l2, shared_dir};
+use tartan::data::batch::collate;
+use tartan::model::{ClassificationHead, EncoderInput, Pretrained, weights};
+use tartan::objectives::loss::cross_entropy;
+
+const TOL: f64 = 1e-4;
+
+fn int2(r: &Reference, key: &str, device: &Device) -> Tensor<2, Int> {
+    let t = r.get(key);
+    Tensor::from_data(TensorData::new(r.ints(key), [t.shape[0], t.shape[1]]), device)
+}
+
+fn input(r: &Reference, ids_key: &str, device: &Device) -> EncoderInput {
+    EncoderInput {
+        input_ids: int2(r, ids_key, device),
+        attention_mask: int2(r, "attention_mask", device),
+        token_type_ids: int2(r, "token_type_ids", device),
+    }
+}
+
+/// The reference head (CLS -> Linear + tanh -> Linear) as our `ClassificationHead`, dropout off.
+fn reference_head(r: &Reference, device: &Device) -> ClassificationHead {
+    let h = r.get("head.dense.weight").shape[0];
+    let n = r.get("head.out.weight").shape[0];
+    let mut map = std::collections::BTreeMap::new();
+    let mut put = |ours: &str, theirs: &str, transpose: bool| {
+        let t = r.get(theirs);
+        let v: Vec<f32> = t.values.iter().map(|&x| x as f32).collect();
+        if transpose {
+            let (rows, cols) = (t.shape[0], t.shape[1]);
+            let tv: Vec<f32> = (0..cols * rows).map(|i| v[(i % rows) * cols + i / rows]).collect();
+            map.insert(ours.to_string(), (vec![cols, rows], tv));
+        } else {
+            map.insert(ours.to_string(), (t.shape.clone(), v));
+        }
+    };
+    put("dense.weight", "head.dense.weight", true);
+    put("dense.bias", "head.dense.bias", false);
+    put("out_proj.weight", "head.out.weight", true);
+    put("out_proj.bias", "head.out.bias", false);
+    weights::load_plain(ClassificationHead::new(h, n, 0.0, device), &map, "reference head").unwrap()
+}
+
+fn values(t: Tensor<1>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn check_grads(r: &Reference, prefix: &str, ours: &std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>, ids_key: &str) {
+    let mut checked = 0;
+    for key in r.tensors.keys().filter(|k| k.starts_with(&format!("{prefix}.grad.")) && !k.ends_with(".rows")) {
+        let name = &key[prefix.len() + 6..];
+        let (shape, values) = ours.get(name).unwrap_or_else(|| panic!("no gradient for {name}"));
+        let reference = r.get(key);
+        let got: Vec<f32> = if name == "embeddings.word_embeddings.weight" {
+            let rows = r.ints(&format!("{key}.rows"));
+            let h = shape[1];
+            rows.iter().flat_map(|&row| values[row as usize * h..(row as usize + 1) * h].to_vec()).collect()
+        } else {
+            values.clone()
+        };
+        let err = rel_l2(&got, &reference.values);
+        assert!(err < TOL, "{prefix} gradient of {name}: relative L2 error {err:e}");
+        checked += 1;
+    }
+    assert!(checked > 0, "no {prefix} gradients in the reference");
+    let _ = ids_key;
+}
+
+fn parity(name: &str, model_dir: &Path) {
+    let Some(shared) = shared_dir() else { return };
+    let r = Reference::open(&shared.join("reference").join(format!("{name}.safetensors")));
+    let pretrained = Pretrained::from_dir(&shared.join(model_dir)).unwrap();
+    let with_mlm = r.tensors.contains_key("mlm.loss");
+
+    // Tokenizer: same ids and mask for the same texts, padded to the longest, truncated at 64.
+    let texts: Vec<String> = serde_json::from_str(&r.metadata["texts"]).unwrap();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let ids = pretrained.tokenizer.encode_batch(&texts, 64).unwrap();
+    let plain = Device::flex();
+    let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    let batch = collate(&seqs, pretrained.tokenizer.pad_id, &plain);
+    let got_ids: Vec<i64> = batch.input_ids.into_data_as::<i64>().try_to_vec().unwrap();
+    assert_eq!(got_ids, r.ints("input_ids"), "{name}: token ids differ");
+    let got_mask: Vec<i64> = batch.attention_mask.into_data_as::<i64>().try_to_vec().unwrap();
+    assert_eq!(got_mask, r.ints("attention_mask"), "{name}: attention mask differs");
+
+    // Hidden states of every layer, eval mode.
+    let (encoder, _) = pretrained.load(false, &plain).unwrap();
+    let encoder = encoder.valid();
+    // Tokens are held to 1e-4 max abs. Padding positions are compared too, more loosely: their
+    // outputs are never read, and on MiniLM rounding differences grow there to ~2e-4 by layer 5
+    // while token positions stay below 5e-6.
+    let hidden = encoder.forward_all(&input(&r, "input_ids", &plain));
+    let mask = r.ints("attention_mask");
+    for (i, h) in hidden.iter().enumerate() {
+        let got: Vec<f32> = h.clone().into_data().try_to_vec().unwrap();
+        let reference = r.get(&format!("hidden_states.{i}"));
+        let width = reference.shape[2];
+        let (mut tok, mut pad) = (0f64, 0f64);
+        for (j, (a, b)) in got.iter().zip(&reference.values).enumerate() {
+            let d = (*a as f64 - b).abs();
+            if mask[j / width] == 1 { tok = tok.max(d) } else { pad = pad.max(d) }
+        }
+        assert_eq!(got.len(), reference.values.len());
+        assert!(tok < TOL, "{name}: hidden_states.{i} max abs error {tok:e} on tokens");
+        assert!(pad < 10.0 * TOL, "{name}: hidden_states.{i} max abs error {pad:e} on padding");
+    }
+
+    // Classification logits, loss and gradients (autodiff, dropout off).
+    let device = Device::flex().autodiff();
+    let (encoder, mlm) = pretrained.load(with_mlm, &device).unwrap();
+    let encoder = tartan::model::set_dropout(encoder, false);
+    let head = reference_head(&r, &device);
+    let logits = head.forward(encoder.forward(&input(&r, "input_ids", &device)));
+    let labels: Vec<i64> = r.ints("cls.labels");
+    let n = labels.len();
+    let loss = cross_entropy(logits.clone(), Tensor::from_data(TensorData::new(labels, [n]), &device));
+    let got_logits: Vec<f32> = logits.clone().into_data().try_to_vec().unwrap();
+    let err = rel_l2(&got_logits, &r.get("cls.logits").values);
+    assert!(err < TOL, "{name}: logits relative L2 error {err:e}");
+    let err = rel_l2(&values(loss.clone()), &r.get("cls.loss").values);
+    assert!(err < TOL, "{name}: loss relative error {err:e}");
+    let grads = loss.backward();
+    let cls_grads = weights::hf_grads(&encoder, &grads);
+    check_grads(&r, "cls", &cls_grads, "input_ids");
+
+    let Some(mlm) = mlm else { return };
+    let labels = r.ints("mlm.labels");
+    let positions: Vec<i64> = labels.iter().enumerate().filter(|(_, l)| **l != -100).map(|(i, _)| i as i64).collect();
+    let targets: Vec<i64> = labels.iter().copied().filter(|l| *l != -100).collect();
+    let k = positions.len();
+    let hidden = encoder.forward(&input(&r, "mlm.input_ids", &device));
+    let word = encoder.embeddings.word_embeddings.weight.val();
+    let logits = mlm.forward_at(hidden, Tensor::from_data(TensorData::new(positions, [k]), &device), word);
+    let [_, vocab] = logits.dims();
+    let target_t = Tensor::<1, Int>::from_data(TensorData::new(targets, [k]), &device);
+    let loss = cross_entropy(logits.clone(), target_t);
+    let got: Vec<f32> = logits.into_data().try_to_vec().unwrap();
+    let reference = r.get("mlm.logits_at_labels");
+    assert_eq!(reference.shape, vec![k, vocab]);
+    let err = rel_l2(&got, &reference.values);
+    assert!(err < TOL, "{name}: MLM logits relative L2 error {err:e}");
+    let err = rel_l2(&values(loss.clone()), &r.get("mlm.loss").values);
+    assert!(err < TOL, "{name}: MLM loss relative error {err:e}");
+    let grads = loss.backward();
+    let mlm_grads = weights::hf_grads(&encoder, &grads);
+    check_grads(&r, "mlm", &mlm_grads, "mlm.input_ids");
+
+    // Dot product and cosine over every encoder parameter, summed in f64.
+    let (mut dot, mut nc, mut nm) = (0f64, 0f64, 0f64);
+    for (key, (_, gc)) in &cls_grads {
+        let (_, gm) = &mlm_grads[key];
+        for (a, b) in gc.iter().zip(gm) {
+            dot += *a as f64 * *b as f64;
+            nc += (*a as f64).powi(2);
+            nm += (*b as f64).powi(2);
+        }
+    }
+    let cos = dot / (nc.sqrt() * nm.sqrt());
+    let ref_dot = r.get("grad.dot").values[0];
+    let ref_cos = r.get("grad.cos").values[0];
+    assert!((dot - ref_dot).abs() / ref_dot.abs() < TOL, "{name}: gradient dot {dot} vs {ref_dot}");
+    assert!((cos - ref_cos).abs() < TOL, "{name}: gradient cosine {cos} vs {ref_cos}");
+}
+
+#[test]
+fn minilm_matches_pytorch() {
+    parity("minilm", Path::new("models/all-MiniLM-L6-v2"));
+}
+
+#[test]
+fn tiny_bert_mlm_matches_pytorch() {
+    parity("tiny-bert-mlm", Path::new("reference/tiny-bert-mlm"));
+}
+
+#[test]
+fn tiny_roberta_mlm_matches_pytorch() {
+    parity("tiny-roberta-mlm", Path::new("reference/tiny-roberta-mlm"));
+}
+
