@@ -4,3 +4,7 @@ pub mod data;
 pub mod model;
 
 pub mod objectives;
+pub mod config;
+pub mod train;
+pub mod weighting;
+pub mod cli;

@@ -85,3 +85,52 @@ mod tests {
         assert!(bucketed * 10 < padded(&random) * 7, "{bucketed} vs {}", padded(&random));
     }
 }
+
+/// Where a stream of epochs stands: resuming from it replays exactly the same batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataPosition {
+    pub epoch: u64,
+    pub batch: usize,
+}
+
+/// An endless sequence of training batches over a dataset, epoch after epoch.
+#[derive(Debug, Clone)]
+pub struct BatchStream {
+    lengths: Vec<usize>,
+    batch_size: usize,
+    seed: u64,
+    position: DataPosition,
+    current: Vec<Vec<usize>>,
+}
+
+impl BatchStream {
+    pub fn new(lengths: Vec<usize>, batch_size: usize, seed: u64) -> Self {
+        let current = epoch_batches(&lengths, batch_size, seed, 0);
+        Self { lengths, batch_size, seed, position: DataPosition::default(), current }
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        self.lengths.len().div_ceil(self.batch_size)
+    }
+
+    pub fn position(&self) -> DataPosition {
+        self.position
+    }
+
+    pub fn seek(&mut self, position: DataPosition) {
+        if position.epoch != self.position.epoch || self.current.is_empty() {
+            self.current = epoch_batches(&self.lengths, self.batch_size, self.seed, position.epoch);
+        }
+        self.position = position;
+    }
+
+    /// The next batch's example indices.
+    pub fn next_batch(&mut self) -> Vec<usize> {
+        if self.position.batch >= self.current.len() {
+            self.seek(DataPosition { epoch: self.position.epoch + 1, batch: 0 });
+        }
+        let batch = self.current[self.position.batch].clone();
+        self.position.batch += 1;
+        batch
+    }
+}

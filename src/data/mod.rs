@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod jsonl;
+pub mod synthetic;
 pub mod task;
 pub mod tokenize;
 

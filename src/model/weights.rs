@@ -56,7 +56,7 @@ impl StateDict {
         };
         let mut tensors = BTreeMap::new();
         for file in files {
-            read_safetensors(&file, family, &mut tensors)?;
+            read_safetensors(&file, Some(family), &mut tensors)?;
         }
         Ok(Self { tensors })
     }
@@ -92,9 +92,13 @@ fn normalise_key(key: &str, family: Family) -> String {
 
 fn read_safetensors(
     file: &Path,
-    family: Family,
+    family: Option<Family>,
     out: &mut BTreeMap<String, (Vec<usize>, Vec<f32>)>,
 ) -> Result<()> {
+    let normalise = |name: &str| match family {
+        Some(f) => normalise_key(name, f),
+        None => name.to_string(),
+    };
     let bytes = std::fs::read(file).with_context(|| format!("cannot read weights {}", file.display()))?;
     let st = SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{} is not a valid safetensors file", file.display()))?;
@@ -111,10 +115,10 @@ fn read_safetensors(
                 .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
             // Integer buffers (position_ids) are never parameters.
-            _ if ignorable(&normalise_key(&name, family)) => continue,
+            _ if ignorable(&normalise(&name)) => continue,
             other => bail!("{}: tensor `{name}` has dtype {other:?}; expected F32, F16 or BF16", file.display()),
         };
-        out.insert(normalise_key(&name, family), (view.shape().to_vec(), values));
+        out.insert(normalise(&name), (view.shape().to_vec(), values));
     }
     Ok(())
 }
@@ -357,7 +361,7 @@ pub fn to_safetensors_bytes(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Resul
 /// Reads a flat `name -> tensor` safetensors file written by `to_safetensors_bytes`.
 pub fn read_plain(file: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
     let mut out = BTreeMap::new();
-    read_safetensors(file, Family::Bert, &mut out)?;
+    read_safetensors(file, None, &mut out)?;
     Ok(out)
 }
 
@@ -386,4 +390,23 @@ pub fn hf_grads(encoder: &Bert, grads: &Gradients) -> BTreeMap<String, (Vec<usiz
     let mut c = Collector { key_of: &hf_key, grads: Some(grads), path: PathTracker::default(), out: vec![] };
     encoder.visit(&mut c);
     c.out.into_iter().map(|(k, s, v)| (k, (s, v))).collect()
+}
+
+/// Every float parameter's dotted path (`encoder.encoder.layer.0.output.dense.weight`).
+pub fn param_paths<M: Module>(module: &M) -> HashMap<burn::module::ParamId, String> {
+    struct Paths(PathTracker, HashMap<burn::module::ParamId, String>);
+    impl ModuleVisitor for Paths {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.0.enter(name);
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.0.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.1.insert(param.id, self.0.path());
+        }
+    }
+    let mut v = Paths(PathTracker::default(), HashMap::new());
+    module.visit(&mut v);
+    v.1
 }

@@ -1,1 +1,31 @@
+//! Training objectives over the shared encoder. Each one turns its next batch into a loss;
+//! the training loop only sees this trait, so a new auxiliary objective needs no change there.
+
+pub mod classification;
 pub mod loss;
+
+use anyhow::Result;
+use burn::tensor::{Device, Tensor};
+
+use crate::data::batch::DataPosition;
+use crate::model::TartanModel;
+
+/// One objective's loss on one batch, with figures worth logging (name, value).
+pub struct ObjectiveLoss {
+    pub loss: Tensor<1>,
+    pub stats: Vec<(&'static str, f64)>,
+}
+
+pub trait Objective {
+    /// A short name used in logs, metrics and task-weight plots (`end-task`, `tapt`, ...).
+    fn name(&self) -> &str;
+
+    /// The loss on this objective's next training batch (advances its data position).
+    fn next_loss(&mut self, model: &TartanModel, device: &Device) -> Result<ObjectiveLoss>;
+
+    fn batches_per_epoch(&self) -> usize;
+
+    fn position(&self) -> DataPosition;
+
+    fn seek(&mut self, position: DataPosition);
+}

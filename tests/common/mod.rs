@@ -1,6 +1,8 @@
 //! Helpers for tests that read `../shared` (or `$TARTAN_SHARED`).
 #![allow(dead_code)]
 
+pub mod tiny;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 

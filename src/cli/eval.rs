@@ -1,0 +1,31 @@
+use std::path::PathBuf;
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::tensor::Device;
+use clap::Args;
+
+use crate::data::task::Split;
+use crate::train::checkpoint::load_model;
+use crate::train::evaluate::evaluate;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A model saved by `tartan train` (e.g. runs/x/best).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Labelled JSONL (`text`, `label`).
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let device = Device::flex();
+    let saved = load_model(&args.model, &device)?;
+    let split = Split::load(&args.data, &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)?;
+    let scores = evaluate(&saved.model.valid(), &split, &saved.labels, args.batch_size, saved.pretrained.tokenizer.pad_id, &device);
+    println!("{}", serde_json::to_string_pretty(&scores)?);
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! The `tartan` command line.
+
+pub mod eval;
+pub mod predict;
+pub mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tartan", version, about = "End-task aware training (TARTAN) of BERT/RoBERTa encoders")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train with a strategy (fine-tune, TAPT/DAPT, MT-TARTAN, META-TARTAN) from a config file.
+    Train(train::TrainArgs),
+    /// Score a saved model on labelled JSONL data.
+    Eval(eval::EvalArgs),
+    /// Predict labels and probabilities for JSONL texts (a file or stdin).
+    Predict(predict::PredictArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
+    }
+}

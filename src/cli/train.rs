@@ -1,0 +1,51 @@
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::config::RunConfig;
+use crate::train::trainer::Trainer;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Run configuration (TOML); see docs/CONFIG.md.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Override a setting, e.g. `--set train.lr=5e-5` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Continue the run in this folder from its last checkpoint (uses its saved config.toml).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+    pub resume: Option<PathBuf>,
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let (config_path, resume) = match &args.resume {
+        Some(dir) => (Some(dir.join("config.toml")), true),
+        None => (args.config.clone(), false),
+    };
+    let cfg = RunConfig::load(config_path.as_deref(), &args.set)?;
+    install_ctrlc();
+    let mut trainer = Trainer::new(cfg, resume)?;
+    tracing::info!("training for {} optimizer steps into {}", trainer.total_steps(), trainer.run_dir().display());
+    let result = trainer.run()?;
+    println!("{}", serde_json::to_string_pretty(&summary(&result))?);
+    Ok(())
+}
+
+fn summary(r: &crate::train::trainer::RunResult) -> serde_json::Value {
+    let pick = |s: &Option<crate::train::metrics::Scores>| s.as_ref().map(|s| serde_json::json!({"accuracy": s.accuracy, "macro_f1": s.macro_f1, "micro_f1": s.micro_f1}));
+    serde_json::json!({"metric": r.metric, "best_step": r.best_step, "steps": r.steps, "train_seconds": r.train_seconds, "dev": pick(&r.dev), "test": pick(&r.test)})
+}
+
+/// First Ctrl-C: save a checkpoint at the end of the current step and stop; second: exit now.
+pub fn install_ctrlc() {
+    let _ = ctrlc::set_handler(|| {
+        if crate::train::stop_requested() {
+            eprintln!("\nsecond interrupt: exiting without a checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to exit at once)");
+        crate::train::request_stop();
+    });
+}

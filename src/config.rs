@@ -1,0 +1,328 @@
+//! The run configuration: one TOML file, `--set key=value` overrides, every setting with one
+//! default here. The resolved configuration is saved in each run folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Strategy {
+    /// End-task only.
+    #[serde(rename = "finetune")]
+    Finetune,
+    /// MLM on the auxiliary corpora first (TAPT/DAPT/DAPT+TAPT, by which corpora are given),
+    /// then end-task fine-tuning.
+    #[serde(rename = "pretrain-finetune")]
+    PretrainFinetune,
+    /// End-task and auxiliary objectives together with fixed weights.
+    #[serde(rename = "mt-tartan")]
+    MtTartan,
+    /// End-task and auxiliary objectives with weights learned from the dev gradient.
+    #[serde(rename = "meta-tartan")]
+    MetaTartan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Accuracy,
+    MacroF1,
+    MicroF1,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// A folder in Hugging Face layout, or a Hub id.
+    pub name: String,
+    /// Tokens per end-task example, special tokens included.
+    pub max_length: usize,
+    /// Dropout of the classification head.
+    pub head_dropout: f64,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self { name: String::new(), max_length: 512, head_dropout: 0.1 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskSection {
+    pub train: PathBuf,
+    pub dev: Option<PathBuf>,
+    pub test: Option<PathBuf>,
+    /// Model selection metric; ChemProt uses accuracy, ACL-ARC and SciERC macro-F1.
+    pub metric: Option<Metric>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub epochs: usize,
+    /// Optimizer steps; 0 means `epochs` over the end-task's training set.
+    pub max_steps: usize,
+    /// Learning rate of the shared encoder.
+    pub lr: f64,
+    /// Learning rate of the heads.
+    pub head_lr: f64,
+    pub weight_decay: f64,
+    pub head_weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Fraction of the optimizer steps spent warming up linearly; then linear decay to 0.
+    pub warmup_ratio: f64,
+    /// Maximum global gradient norm; 0 turns clipping off.
+    pub clip_norm: f64,
+    /// Clip the encoder's and the heads' gradients each to `clip_norm` (TARTAN reference),
+    /// rather than all parameters together (Hugging Face Trainer).
+    pub clip_separately: bool,
+    /// Consecutive steps with a non-finite loss or gradient tolerated (each skipped) before
+    /// the run stops.
+    pub max_nonfinite_steps: usize,
+    pub log_every: usize,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            grad_accum: 1,
+            epochs: 3,
+            max_steps: 0,
+            lr: 1e-4,
+            head_lr: 1e-3,
+            weight_decay: 0.01,
+            head_weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-6,
+            warmup_ratio: 0.06,
+            clip_norm: 1.0,
+            clip_separately: true,
+            max_nonfinite_steps: 5,
+            log_every: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Evaluate every this many optimizer steps; 0 means once per epoch.
+    pub every_steps: usize,
+    pub batch_size: usize,
+    /// Stop after this many evaluations without a better dev metric; 0 never stops early.
+    pub patience: usize,
+    /// Also evaluate on test at each evaluation (reported, never used for selection).
+    pub test: bool,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self { every_steps: 0, batch_size: 64, patience: 0, test: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    pub strategy: Strategy,
+    pub seed: u64,
+    pub output_dir: PathBuf,
+    pub model: ModelSection,
+    pub task: TaskSection,
+    pub train: TrainSection,
+    pub eval: EvalSection,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Finetune,
+            seed: 0,
+            output_dir: PathBuf::from("runs/default"),
+            model: ModelSection::default(),
+            task: TaskSection::default(),
+            train: TrainSection::default(),
+            eval: EvalSection::default(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads a TOML file, applies `key=value` overrides (dotted keys, TOML values; a bare word
+    /// is taken as a string) and checks the result.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
+        let mut doc: toml::Table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?;
+                text.parse().map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for o in overrides {
+            apply_override(&mut doc, o)?;
+        }
+        let where_ = path.map(|p| p.display().to_string()).unwrap_or_else(|| "--set".into());
+        check_keys(&doc, &toml::Value::try_from(RunConfig::default())?, "", &where_)?;
+        let config: RunConfig = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{where_}: {}", e.to_string().trim()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        if self.model.name.is_empty() {
+            bail!("model.name is not set: give a model folder or a Hub id");
+        }
+        if self.task.train.as_os_str().is_empty() {
+            bail!("task.train is not set: give the end-task's training JSONL file");
+        }
+        for (name, v) in [("train.batch_size", t.batch_size), ("train.grad_accum", t.grad_accum), ("eval.batch_size", self.eval.batch_size), ("model.max_length", self.model.max_length)] {
+            if v == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
+        if t.epochs == 0 && t.max_steps == 0 {
+            bail!("train.epochs and train.max_steps are both 0: nothing to train");
+        }
+        if !(0.0..1.0).contains(&t.warmup_ratio) {
+            bail!("train.warmup_ratio must be in [0, 1), got {}", t.warmup_ratio);
+        }
+        for (name, v) in [("train.lr", t.lr), ("train.head_lr", t.head_lr)] {
+            if !(v > 0.0 && v.is_finite()) {
+                bail!("{name} must be positive, got {v}");
+            }
+        }
+        if !(0.0..1.0).contains(&self.model.head_dropout) {
+            bail!("model.head_dropout must be in [0, 1), got {}", self.model.head_dropout);
+        }
+        if self.eval.patience > 0 && self.task.dev.is_none() {
+            bail!("eval.patience needs dev data to watch: set task.dev or eval.patience = 0");
+        }
+        if self.strategy == Strategy::MetaTartan && self.task.dev.is_none() {
+            bail!("strategy meta-tartan needs dev data for its meta-gradient: set task.dev");
+        }
+        if self.strategy != Strategy::Finetune {
+            bail!("strategy {:?} is not implemented yet; use finetune", self.strategy);
+        }
+        Ok(())
+    }
+
+    pub fn metric(&self) -> Metric {
+        self.task.metric.unwrap_or(Metric::Accuracy)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the configuration serialises")
+    }
+}
+
+fn apply_override(doc: &mut toml::Table, item: &str) -> Result<()> {
+    let (key, value) = item
+        .split_once('=')
+        .with_context(|| format!("--set `{item}`: expected key=value, e.g. --set train.lr=5e-5"))?;
+    let value: toml::Value = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut table = doc;
+    for part in &parts[..parts.len() - 1] {
+        table = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("--set `{item}`: `{part}` is not a section"))?;
+    }
+    table.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+/// Rejects keys the configuration does not have, suggesting the closest valid one.
+fn check_keys(doc: &toml::Table, schema: &toml::Value, prefix: &str, where_: &str) -> Result<()> {
+    let Some(schema) = schema.as_table() else { return Ok(()) };
+    for (key, value) in doc {
+        let full = format!("{prefix}{key}");
+        match schema.get(key) {
+            Some(sub) if sub.is_table() => {
+                if let Some(t) = value.as_table() {
+                    check_keys(t, sub, &format!("{full}."), where_)?;
+                }
+            }
+            Some(_) => {}
+            None if OPTIONAL_KEYS.contains(&full.as_str()) => {}
+            None => {
+                let candidates = schema.keys().map(|k| format!("{prefix}{k}")).chain(OPTIONAL_KEYS.iter().filter(|k| k.starts_with(prefix)).map(|k| k.to_string()));
+                let best = candidates.min_by_key(|c| strsim::levenshtein(c, &full));
+                match best {
+                    Some(b) => bail!("{where_}: unknown setting `{full}`; did you mean `{b}`? (docs/CONFIG.md lists every setting)"),
+                    None => bail!("{where_}: unknown setting `{full}` (docs/CONFIG.md lists every setting)"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Settings whose default is "unset", so they are absent from the serialised defaults.
+const OPTIONAL_KEYS: [&str; 3] = ["task.dev", "task.test", "task.metric"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, sets: &[&str]) -> Result<RunConfig> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("run.toml");
+        std::fs::write(&p, text)?;
+        RunConfig::load(Some(&p), &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    const MIN: &str = "[model]\nname = \"m\"\n[task]\ntrain = \"t.jsonl\"\n";
+
+    #[test]
+    fn overrides_and_defaults() {
+        let c = load(MIN, &["train.lr=5e-5", "seed=3", "task.metric=macro_f1", "output_dir=runs/x"]).unwrap();
+        assert_eq!(c.train.lr, 5e-5);
+        assert_eq!(c.seed, 3);
+        assert_eq!(c.metric(), Metric::MacroF1);
+        assert_eq!(c.output_dir, PathBuf::from("runs/x"));
+        assert_eq!(c.train.batch_size, 32);
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_nearest() {
+        let err = load(MIN, &["train.learning_rat=1"]).unwrap_err().to_string();
+        assert!(err.contains("unknown setting `train.learning_rat`"), "{err}");
+        let err = load(&format!("{MIN}[train]\nbach_size = 3\n"), &[]).unwrap_err().to_string();
+        assert!(err.contains("did you mean `train.batch_size`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_and_sizes_are_errors() {
+        let err = load(MIN, &["train.batch_size=\"big\""]).unwrap_err().to_string();
+        assert!(err.contains("batch_size"), "{err}");
+        let err = load(MIN, &["train.batch_size=0"]).unwrap_err().to_string();
+        assert!(err.contains("train.batch_size must be at least 1"), "{err}");
+        let err = load(MIN, &["train.batch_size=-2"]).unwrap_err().to_string();
+        assert!(err.contains("batch_size"), "{err}");
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let c = load(MIN, &["train.epochs=7"]).unwrap();
+        let back: RunConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back.train.epochs, 7);
+        assert_eq!(back.model.name, "m");
+    }
+}

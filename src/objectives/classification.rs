@@ -1,0 +1,51 @@
+//! The end-task: sequence classification with cross-entropy.
+
+use anyhow::Result;
+use burn::tensor::Device;
+
+use super::loss::cross_entropy;
+use super::{Objective, ObjectiveLoss};
+use crate::data::batch::{BatchStream, DataPosition, collate, labels_tensor};
+use crate::data::task::Split;
+use crate::model::TartanModel;
+
+pub struct Classification {
+    data: Split,
+    stream: BatchStream,
+    pad_id: u32,
+}
+
+impl Classification {
+    pub fn new(data: Split, batch_size: usize, seed: u64, pad_id: u32) -> Self {
+        let stream = BatchStream::new(data.lengths(), batch_size, seed);
+        Self { data, stream, pad_id }
+    }
+}
+
+impl Objective for Classification {
+    fn name(&self) -> &str {
+        "end-task"
+    }
+
+    fn next_loss(&mut self, model: &TartanModel, device: &Device) -> Result<ObjectiveLoss> {
+        let idx = self.stream.next_batch();
+        let seqs: Vec<&[u32]> = idx.iter().map(|&i| self.data.ids[i].as_slice()).collect();
+        let labels: Vec<usize> = idx.iter().map(|&i| self.data.labels[i]).collect();
+        let input = collate(&seqs, self.pad_id, device);
+        let logits = model.classifier.forward(model.encoder.forward(&input));
+        let loss = cross_entropy(logits, labels_tensor(&labels, device));
+        Ok(ObjectiveLoss { loss, stats: vec![] })
+    }
+
+    fn batches_per_epoch(&self) -> usize {
+        self.stream.batches_per_epoch()
+    }
+
+    fn position(&self) -> DataPosition {
+        self.stream.position()
+    }
+
+    fn seek(&mut self, position: DataPosition) {
+        self.stream.seek(position)
+    }
+}

@@ -1,0 +1,413 @@
+//! The training loop shared by every strategy: each optimizer step draws one batch per
+//! objective (per micro-batch), adds their weighted gradients, clips, updates, and lets the
+//! weighting strategy see every task's gradient. Evaluation, model selection, early stopping,
+//! checkpoints and resume live here too.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::{Module, ParamId};
+use burn::tensor::Device;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::checkpoint::save_model;
+use super::evaluate::evaluate;
+use super::fsutil::{recover_dir, replace_dir, staging_dir, write_atomic};
+use super::grads::GradBuffer;
+use super::metrics::Scores;
+use super::optimizer::{AdamW, AdamWConfig, Group, linear_schedule};
+use crate::config::RunConfig;
+use crate::data::TaskData;
+use crate::data::batch::DataPosition;
+use crate::model::weights::{load_plain, param_paths, plain_tensors, read_plain, to_safetensors_bytes};
+use crate::model::{ClassificationHead, Pretrained, TartanModel, is_encoder_param};
+use crate::objectives::Objective;
+use crate::objectives::classification::Classification;
+use crate::weighting::Weighting;
+use crate::weighting::fixed::Fixed;
+
+/// Everything about a run's progress that is not a tensor, saved with each checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TrainState {
+    pub step: usize,
+    pub best_metric: Option<f64>,
+    pub best_step: Option<usize>,
+    pub evals_since_best: usize,
+    pub nonfinite_in_a_row: usize,
+    pub positions: Vec<DataPosition>,
+    pub weighting: serde_json::Value,
+    pub finished: bool,
+}
+
+/// Final figures of a run, also written to `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub metric: String,
+    pub best_step: Option<usize>,
+    pub dev: Option<Scores>,
+    pub test: Option<Scores>,
+    pub steps: usize,
+    pub train_seconds: f64,
+}
+
+pub struct Trainer {
+    cfg: RunConfig,
+    run_dir: PathBuf,
+    device: Device,
+    pretrained: Pretrained,
+    task: TaskData,
+    model: TartanModel,
+    objectives: Vec<Box<dyn Objective>>,
+    weighting: Box<dyn Weighting>,
+    optim: AdamW,
+    paths: HashMap<ParamId, String>,
+    encoder_ids: HashSet<ParamId>,
+    state: TrainState,
+    total_steps: usize,
+    warmup_steps: usize,
+    eval_every: usize,
+    log: File,
+}
+
+enum StepOutcome {
+    Updated { losses: Vec<f64>, grad_norm: f64, lr_factor: f64, extra: Vec<(String, f64)> },
+    Skipped(String),
+}
+
+impl Trainer {
+    /// Sets up a run in `cfg.output_dir`; with `resume`, continues from its last checkpoint.
+    pub fn new(cfg: RunConfig, resume: bool) -> Result<Self> {
+        let run_dir = cfg.output_dir.clone();
+        std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
+        let pretrained = Pretrained::open(&cfg.model.name)?;
+        let limit = pretrained.config.max_input_length();
+        if cfg.model.max_length > limit {
+            bail!(
+                "model.max_length = {} is beyond the model's {limit} position embeddings; set model.max_length to at most {limit}",
+                cfg.model.max_length
+            );
+        }
+        let task = TaskData::load(&cfg.task.train, cfg.task.dev.as_deref(), cfg.task.test.as_deref(), &pretrained.tokenizer, cfg.model.max_length)?;
+        tracing::info!(
+            "task: {} labels, {} train / {} dev / {} test examples",
+            task.labels.len(),
+            task.train.len(),
+            task.dev.as_ref().map_or(0, |s| s.len()),
+            task.test.as_ref().map_or(0, |s| s.len())
+        );
+
+        let device = Device::flex().autodiff();
+        device.seed(cfg.seed);
+        let (encoder, mlm) = pretrained.load(false, &device)?;
+        let classifier = ClassificationHead::new(pretrained.config.hidden_size, task.labels.len(), cfg.model.head_dropout, &device);
+        let model = TartanModel { encoder, classifier, mlm };
+
+        let objectives: Vec<Box<dyn Objective>> = vec![Box::new(Classification::new(
+            task.train.clone(),
+            cfg.train.batch_size,
+            cfg.seed,
+            pretrained.tokenizer.pad_id,
+        ))];
+        let weighting: Box<dyn Weighting> = Box::new(Fixed(vec![1.0]));
+
+        let t = &cfg.train;
+        let optim = AdamW::new(AdamWConfig {
+            beta1: t.beta1,
+            beta2: t.beta2,
+            eps: t.eps,
+            encoder: Group { lr: t.lr, weight_decay: t.weight_decay },
+            heads: Group { lr: t.head_lr, weight_decay: t.head_weight_decay },
+        });
+        let steps_per_epoch = objectives[0].batches_per_epoch().div_ceil(t.grad_accum);
+        let total_steps = if t.max_steps > 0 { t.max_steps } else { t.epochs * steps_per_epoch };
+        let warmup_steps = (t.warmup_ratio * total_steps as f64) as usize;
+        let eval_every = if cfg.eval.every_steps > 0 { cfg.eval.every_steps } else { steps_per_epoch };
+        let paths = param_paths(&model);
+        let encoder_ids = paths.iter().filter(|(_, p)| is_encoder_param(p)).map(|(id, _)| *id).collect();
+
+        write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run_dir.join("metrics.jsonl"))
+            .with_context(|| format!("cannot open {}", run_dir.join("metrics.jsonl").display()))?;
+
+        let mut trainer = Self {
+            cfg,
+            run_dir,
+            device,
+            pretrained,
+            task,
+            model,
+            objectives,
+            weighting,
+            optim,
+            paths,
+            encoder_ids,
+            state: TrainState::default(),
+            total_steps,
+            warmup_steps,
+            eval_every,
+            log,
+        };
+        if resume {
+            trainer.restore_checkpoint()?;
+        }
+        Ok(trainer)
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.total_steps
+    }
+
+    /// Trains to the end (or early stop) and scores the best checkpoint.
+    pub fn run(&mut self) -> Result<RunResult> {
+        let started = Instant::now();
+        self.run_until(self.total_steps)?;
+        let result = self.final_result(started.elapsed().as_secs_f64())?;
+        write_atomic(&self.run_dir.join("results.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
+        Ok(result)
+    }
+
+    /// Trains until optimizer step `limit`; stopping before the end saves a checkpoint.
+    pub fn run_until(&mut self, limit: usize) -> Result<()> {
+        let limit = limit.min(self.total_steps);
+        let bar = ProgressBar::new(self.total_steps as u64).with_position(self.state.step as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg} [{elapsed_precise} < {eta_precise}]")
+                .expect("valid progress template"),
+        );
+        let mut window = (Instant::now(), self.state.step);
+        while self.state.step < limit && !self.state.finished {
+            if super::stop_requested() {
+                bar.abandon();
+                self.save_checkpoint()?;
+                bail!(
+                    "interrupted at step {}; a checkpoint is saved. Continue with `tartan train --resume {}`",
+                    self.state.step,
+                    self.run_dir.display()
+                );
+            }
+            // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones.
+            self.device.seed(self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(self.state.step as u64));
+            let outcome = self.train_step()?;
+            self.state.step += 1;
+            let step = self.state.step;
+            match outcome {
+                StepOutcome::Skipped(why) => {
+                    self.state.nonfinite_in_a_row += 1;
+                    tracing::warn!("step {step} skipped: {why}");
+                    self.write_log_ref(json!({"type": "skipped", "step": step, "reason": why}))?;
+                    if self.state.nonfinite_in_a_row >= self.cfg.train.max_nonfinite_steps {
+                        bail!(
+                            "{} steps in a row had a non-finite loss or gradient (last: {why}); stopping. Lower train.lr or check the data; the last good checkpoint is kept",
+                            self.state.nonfinite_in_a_row
+                        );
+                    }
+                }
+                StepOutcome::Updated { losses, grad_norm, lr_factor, extra } => {
+                    self.state.nonfinite_in_a_row = 0;
+                    let total_loss: f64 = losses.iter().sum::<f64>();
+                    bar.set_position(step as u64);
+                    bar.set_message(format!("loss {:.4}", total_loss));
+                    if step % self.cfg.train.log_every == 0 || step == self.total_steps {
+                        let rate = (step - window.1) as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
+                        window = (Instant::now(), step);
+                        let names: Vec<String> = self.objectives.iter().map(|o| o.name().to_string()).collect();
+                        let weights = self.weighting.weights();
+                        let mut entry = json!({
+                            "type": "train", "step": step, "lr": self.cfg.train.lr * lr_factor,
+                            "loss": total_loss, "grad_norm": grad_norm, "steps_per_s": rate,
+                            "losses": names.iter().cloned().zip(losses.iter().copied()).collect::<HashMap<_, _>>(),
+                            "weights": names.iter().cloned().zip(weights).collect::<HashMap<_, _>>(),
+                        });
+                        for (k, v) in extra {
+                            entry[k] = json!(v);
+                        }
+                        self.write_log_ref(entry)?;
+                        if bar.is_hidden() {
+                            tracing::info!("step {step}/{}: loss {total_loss:.4}, {rate:.2} steps/s", self.total_steps);
+                        }
+                    }
+                }
+            }
+            if step % self.eval_every == 0 || step == self.total_steps {
+                self.evaluate_and_select(step)?;
+                self.save_checkpoint()?;
+            }
+        }
+        bar.finish_and_clear();
+        if self.state.step < self.total_steps && !self.state.finished {
+            self.save_checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn train_step(&mut self) -> Result<StepOutcome> {
+        let accum = self.cfg.train.grad_accum;
+        let weights = self.weighting.weights();
+        let mut buffer = GradBuffer::default();
+        let mut losses = vec![0.0; self.objectives.len()];
+        for _ in 0..accum {
+            self.weighting.begin_micro_step(&self.model, &self.device)?;
+            for (i, objective) in self.objectives.iter_mut().enumerate() {
+                let out = objective.next_loss(&self.model, &self.device)?;
+                let value = out.loss.clone().into_scalar::<f32>() as f64;
+                if !value.is_finite() {
+                    return Ok(StepOutcome::Skipped(format!("{} loss is {value}", objective.name())));
+                }
+                losses[i] += value / accum as f64;
+                let grads = out.loss.mul_scalar(weights[i] / accum as f64).backward();
+                self.weighting.observe(i, &self.model, &grads);
+                buffer.add(&self.model, &grads);
+            }
+        }
+        let encoder_ids = &self.encoder_ids;
+        let enc_sq = buffer.sq_norm(|id| encoder_ids.contains(id));
+        let head_sq = buffer.sq_norm(|id| !encoder_ids.contains(id));
+        let grad_norm = (enc_sq + head_sq).sqrt();
+        if !grad_norm.is_finite() {
+            return Ok(StepOutcome::Skipped(format!("gradient norm is {grad_norm}")));
+        }
+        let clip = self.cfg.train.clip_norm;
+        if clip > 0.0 {
+            let factor = |sq: f64| (clip / (sq.sqrt() + 1e-6)).min(1.0);
+            if self.cfg.train.clip_separately {
+                let (fe, fh) = (factor(enc_sq), factor(head_sq));
+                buffer.scale(fe, |id| encoder_ids.contains(id) && fe < 1.0);
+                buffer.scale(fh, |id| !encoder_ids.contains(id) && fh < 1.0);
+            } else {
+                let f = factor(enc_sq + head_sq);
+                buffer.scale(f, |_| f < 1.0);
+            }
+        }
+        let lr_factor = linear_schedule(self.state.step, self.warmup_steps, self.total_steps);
+        self.model = self.optim.step(self.model.clone(), buffer, lr_factor, &self.paths);
+        let extra = self.weighting.end_step();
+        Ok(StepOutcome::Updated { losses, grad_norm, lr_factor, extra })
+    }
+
+    fn evaluate_and_select(&mut self, step: usize) -> Result<()> {
+        let metric = self.cfg.metric();
+        let eval_model = self.model.valid();
+        let plain = Device::flex();
+        let bs = self.cfg.eval.batch_size;
+        let pad = self.pretrained.tokenizer.pad_id;
+        let mut dev_value = None;
+        for (name, split) in [("dev", self.task.dev.as_ref()), ("test", self.task.test.as_ref().filter(|_| self.cfg.eval.test))] {
+            let Some(split) = split else { continue };
+            let scores = evaluate(&eval_model, split, &self.task.labels, bs, pad, &plain);
+            tracing::info!(
+                "step {step} {name}: accuracy {:.4}, macro-F1 {:.4}",
+                scores.accuracy,
+                scores.macro_f1
+            );
+            self.write_log_ref(json!({"type": "eval", "step": step, "split": name, "accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "micro_f1": scores.micro_f1}))?;
+            if name == "dev" {
+                dev_value = Some(scores.get(metric));
+            }
+        }
+        // Without dev data the latest model is the one kept.
+        let improved = match (dev_value, self.state.best_metric) {
+            (Some(v), Some(best)) => v > best,
+            (Some(_), None) | (None, _) => true,
+        };
+        if improved {
+            self.state.best_metric = dev_value;
+            self.state.best_step = Some(step);
+            self.state.evals_since_best = 0;
+            self.save_best()?;
+        } else {
+            self.state.evals_since_best += 1;
+            let patience = self.cfg.eval.patience;
+            if patience > 0 && self.state.evals_since_best >= patience {
+                tracing::info!("no better dev {metric:?} in {patience} evaluations: stopping early");
+                self.state.finished = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn save_best(&self) -> Result<()> {
+        save_model(
+            &self.run_dir.join("best"),
+            &self.model,
+            &self.pretrained.config,
+            &self.pretrained.tokenizer,
+            &self.task.labels,
+            self.cfg.model.max_length,
+            self.cfg.model.head_dropout,
+        )
+    }
+
+    /// Scores of the best checkpoint on dev and test, read back from disk.
+    fn final_result(&self, seconds: f64) -> Result<RunResult> {
+        let saved = super::checkpoint::load_model(&self.run_dir.join("best"), &Device::flex())?;
+        let bs = self.cfg.eval.batch_size;
+        let pad = self.pretrained.tokenizer.pad_id;
+        let model = saved.model.valid();
+        let score = |s: Option<&crate::data::task::Split>| s.map(|s| evaluate(&model, s, &self.task.labels, bs, pad, &Device::flex()));
+        let result = RunResult {
+            metric: format!("{:?}", self.cfg.metric()),
+            best_step: self.state.best_step,
+            dev: score(self.task.dev.as_ref()),
+            test: score(self.task.test.as_ref()),
+            steps: self.state.step,
+            train_seconds: seconds,
+        };
+        self.write_log_ref(json!({"type": "final", "best_step": result.best_step,
+            "dev": result.dev.as_ref().map(|s| json!({"accuracy": s.accuracy, "macro_f1": s.macro_f1})),
+            "test": result.test.as_ref().map(|s| json!({"accuracy": s.accuracy, "macro_f1": s.macro_f1}))}))?;
+        Ok(result)
+    }
+
+    /// Writes `checkpoint/` (model, optimizer moments, loop state) atomically.
+    pub fn save_checkpoint(&mut self) -> Result<()> {
+        self.state.positions = self.objectives.iter().map(|o| o.position()).collect();
+        self.state.weighting = self.weighting.state();
+        let dest = self.run_dir.join("checkpoint");
+        let staged = staging_dir(&dest)?;
+        write_atomic(&staged.join("model.safetensors"), &to_safetensors_bytes(&plain_tensors(&self.model))?)?;
+        write_atomic(&staged.join("optimizer.safetensors"), &to_safetensors_bytes(&self.optim.state_tensors(&self.paths))?)?;
+        let state = json!({"train": self.state, "optimizer_steps": self.optim.steps()});
+        write_atomic(&staged.join("state.json"), serde_json::to_string_pretty(&state)?.as_bytes())?;
+        replace_dir(&staged, &dest)
+    }
+
+    fn restore_checkpoint(&mut self) -> Result<()> {
+        let dir = self.run_dir.join("checkpoint");
+        recover_dir(&dir)?;
+        if !dir.exists() {
+            bail!("{} has no checkpoint to resume from", self.run_dir.display());
+        }
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("state.json"))?)?;
+        self.state = serde_json::from_value(state["train"].clone()).context("checkpoint/state.json is not valid")?;
+        let steps = state["optimizer_steps"].as_u64().unwrap_or(0);
+        self.model = load_plain(self.model.clone(), &read_plain(&dir.join("model.safetensors"))?, "checkpoint model")?;
+        self.paths = param_paths(&self.model);
+        self.encoder_ids = self.paths.iter().filter(|(_, p)| is_encoder_param(p)).map(|(id, _)| *id).collect();
+        self.optim.load_state(steps, &read_plain(&dir.join("optimizer.safetensors"))?, &self.paths, &self.device)?;
+        for (o, p) in self.objectives.iter_mut().zip(&self.state.positions) {
+            o.seek(*p);
+        }
+        self.weighting.load_state(&self.state.weighting)?;
+        tracing::info!("resumed {} at step {}", self.run_dir.display(), self.state.step);
+        Ok(())
+    }
+
+    fn write_log_ref(&self, entry: serde_json::Value) -> Result<()> {
+        let mut f = &self.log;
+        writeln!(f, "{entry}").context("cannot append to metrics.jsonl (is the disk full?)")?;
+        Ok(())
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+}

@@ -1,0 +1,38 @@
+//! How much each objective counts in an optimizer step. The loop asks for the weights, shows
+//! the strategy every task's gradient, and tells it when a step ends; fixed weights
+//! (MT-TARTAN, fine-tuning) and learned ones (META-TARTAN) plug in behind this trait.
+
+pub mod fixed;
+
+use anyhow::Result;
+use burn::tensor::{Device, Gradients};
+
+use crate::model::TartanModel;
+
+pub trait Weighting {
+    /// One weight per objective, in the loop's order (end-task first).
+    fn weights(&self) -> Vec<f64>;
+
+    /// Before the tasks' gradients of one micro-batch are computed.
+    fn begin_micro_step(&mut self, _model: &TartanModel, _device: &Device) -> Result<()> {
+        Ok(())
+    }
+
+    /// Task `task`'s gradient, already multiplied by its weight and divided by the
+    /// accumulation steps.
+    fn observe(&mut self, _task: usize, _model: &TartanModel, _grads: &Gradients) {}
+
+    /// After the optimizer step; returns figures to log (name, value).
+    fn end_step(&mut self) -> Vec<(String, f64)> {
+        vec![]
+    }
+
+    /// The strategy's state, for resuming.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    fn load_state(&mut self, _state: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+}
