@@ -56,6 +56,95 @@ pub struct TaskSection {
     pub test: Option<PathBuf>,
     /// Model selection metric; ChemProt uses accuracy, ACL-ARC and SciERC macro-F1.
     pub metric: Option<Metric>,
+    /// The end-task's weight under mt-tartan; unset: 1/(1+K) for K auxiliary corpora.
+    pub weight: Option<f64>,
+}
+
+/// An auxiliary corpus: a text file, one example per line, used with masked-LM.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuxCorpus {
+    /// Names the objective in logs and plots (`tapt`, `dapt`, ...).
+    pub name: String,
+    pub file: PathBuf,
+    /// Lines per batch; 0 means train.batch_size.
+    pub batch_size: usize,
+    /// Tokens per line (special tokens included); 0 means model.max_length.
+    pub block_size: usize,
+    pub mask_prob: f64,
+    /// Fixed weight under mt-tartan; unset: 1/(1+K).
+    pub weight: Option<f64>,
+}
+
+impl Default for AuxCorpus {
+    fn default() -> Self {
+        Self { name: String::new(), file: PathBuf::new(), batch_size: 0, block_size: 0, mask_prob: 0.15, weight: None }
+    }
+}
+
+/// Continued masked-LM pre-training of strategy pretrain-finetune (TAPT, DAPT, DAPT+TAPT):
+/// one phase per auxiliary corpus, in the order given, then fine-tuning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainSection {
+    /// Optimizer steps per corpus; 0 means the end-task's fine-tuning budget.
+    pub steps: usize,
+    pub lr: f64,
+}
+
+impl Default for PretrainSection {
+    fn default() -> Self {
+        Self { steps: 0, lr: 1e-4 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetaSource {
+    /// The dev split, as the reference code (dev then also selects the model).
+    Dev,
+    /// A held-out slice of train (`meta.holdout` examples), keeping dev clean for selection.
+    TrainHoldout,
+}
+
+/// META-TARTAN's settings (reference values by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetaSection {
+    /// Learning rate of plain SGD on the task logits.
+    pub lr: f64,
+    /// Update the task weights every this many optimizer steps.
+    pub update_every: usize,
+    /// Examples the fresh dev head is fitted on (fixed for the run).
+    pub dev_head_sample: usize,
+    /// Examples in the batch whose loss gives the dev gradient.
+    pub dev_batch: usize,
+    pub dev_head_lr: f64,
+    pub dev_head_weight_decay: f64,
+    /// AdamW steps of the dev-head fit at most.
+    pub dev_head_iters: usize,
+    /// The fit stops when the loss changes by less than this.
+    pub dev_head_tol: f64,
+    pub source: MetaSource,
+    /// Train examples held out when source = "train-holdout".
+    pub holdout: usize,
+}
+
+impl Default for MetaSection {
+    fn default() -> Self {
+        Self {
+            lr: 1e-2,
+            update_every: 1,
+            dev_head_sample: 32,
+            dev_batch: 64,
+            dev_head_lr: 1e-3,
+            dev_head_weight_decay: 0.1,
+            dev_head_iters: 10,
+            dev_head_tol: 1e-3,
+            source: MetaSource::Dev,
+            holdout: 256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +228,11 @@ pub struct RunConfig {
     pub task: TaskSection,
     pub train: TrainSection,
     pub eval: EvalSection,
+    /// Where tokenized corpora are cached; unset: `<output_dir>/cache`.
+    pub cache_dir: Option<PathBuf>,
+    pub aux: Vec<AuxCorpus>,
+    pub pretrain: PretrainSection,
+    pub meta: MetaSection,
 }
 
 impl Default for RunConfig {
@@ -151,6 +245,10 @@ impl Default for RunConfig {
             task: TaskSection::default(),
             train: TrainSection::default(),
             eval: EvalSection::default(),
+            cache_dir: None,
+            aux: vec![],
+            pretrain: PretrainSection::default(),
+            meta: MetaSection::default(),
         }
     }
 }
@@ -208,13 +306,51 @@ impl RunConfig {
         if self.eval.patience > 0 && self.task.dev.is_none() {
             bail!("eval.patience needs dev data to watch: set task.dev or eval.patience = 0");
         }
-        if self.strategy == Strategy::MetaTartan && self.task.dev.is_none() {
-            bail!("strategy meta-tartan needs dev data for its meta-gradient: set task.dev");
+        if self.strategy == Strategy::MetaTartan && self.meta.source == MetaSource::Dev && self.task.dev.is_none() {
+            bail!("strategy meta-tartan takes its meta-gradient from dev data: set task.dev, or meta.source = \"train-holdout\"");
         }
-        if self.strategy != Strategy::Finetune {
-            bail!("strategy {:?} is not implemented yet; use finetune", self.strategy);
+        if self.strategy != Strategy::Finetune && self.aux.is_empty() {
+            bail!("strategy {} needs at least one [[aux]] corpus (name and file)", self.strategy_name());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, a) in self.aux.iter().enumerate() {
+            if a.name.is_empty() || a.file.as_os_str().is_empty() {
+                bail!("aux corpus {} needs a `name` and a `file`", i + 1);
+            }
+            if a.name == "end-task" || !names.insert(a.name.as_str()) {
+                bail!("aux corpus name `{}` is used twice (or is reserved): give each corpus its own name", a.name);
+            }
+            if !(a.mask_prob > 0.0 && a.mask_prob < 1.0) {
+                bail!("aux `{}`: mask_prob must be in (0, 1), got {}", a.name, a.mask_prob);
+            }
+            if let Some(w) = a.weight.filter(|w| !(*w >= 0.0 && w.is_finite())) {
+                bail!("aux `{}`: weight must be a non-negative number, got {w}", a.name);
+            }
+        }
+        let m = &self.meta;
+        for (name, v) in [("meta.update_every", m.update_every), ("meta.dev_head_sample", m.dev_head_sample), ("meta.dev_batch", m.dev_batch)] {
+            if v == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
+        if m.source == MetaSource::TrainHoldout && m.holdout < 2 {
+            bail!("meta.holdout must hold at least 2 examples when meta.source = \"train-holdout\"");
         }
         Ok(())
+    }
+
+    pub fn strategy_name(&self) -> String {
+        toml::Value::try_from(self.strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    }
+
+    /// Fixed task weights for mt-tartan: end-task first, then each corpus; 1/(1+K) unless given.
+    pub fn fixed_weights(&self) -> Vec<f64> {
+        let equal = 1.0 / (1 + self.aux.len()) as f64;
+        std::iter::once(self.task.weight.unwrap_or(equal)).chain(self.aux.iter().map(|a| a.weight.unwrap_or(equal))).collect()
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| self.output_dir.join("cache"))
     }
 
     pub fn metric(&self) -> Metric {
@@ -259,6 +395,13 @@ fn check_keys(doc: &toml::Table, schema: &toml::Value, prefix: &str, where_: &st
                     check_keys(t, sub, &format!("{full}."), where_)?;
                 }
             }
+            Some(sub) if sub.is_array() => {
+                if let (Some(items), Some(item_schema)) = (value.as_array(), ARRAY_ITEMS.iter().find(|(k, _)| *k == full).map(|(_, f)| f())) {
+                    for item in items.iter().filter_map(|i| i.as_table()) {
+                        check_keys(item, &item_schema, &format!("{full}."), where_)?;
+                    }
+                }
+            }
             Some(_) => {}
             None if OPTIONAL_KEYS.contains(&full.as_str()) => {}
             None => {
@@ -275,7 +418,11 @@ fn check_keys(doc: &toml::Table, schema: &toml::Value, prefix: &str, where_: &st
 }
 
 /// Settings whose default is "unset", so they are absent from the serialised defaults.
-const OPTIONAL_KEYS: [&str; 3] = ["task.dev", "task.test", "task.metric"];
+const OPTIONAL_KEYS: [&str; 6] = ["task.dev", "task.test", "task.metric", "task.weight", "cache_dir", "aux.weight"];
+
+/// Arrays of tables and the schema of one item.
+type ItemSchema = fn() -> toml::Value;
+const ARRAY_ITEMS: [(&str, ItemSchema); 1] = [("aux", || toml::Value::try_from(AuxCorpus::default()).expect("serialisable"))];
 
 #[cfg(test)]
 mod tests {

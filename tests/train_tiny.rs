@@ -8,13 +8,13 @@ use common::tiny::{tiny_config, tiny_setup};
 use tartan::data::task::Split;
 use tartan::train::checkpoint::load_model;
 use tartan::train::evaluate::evaluate;
-use tartan::train::trainer::Trainer;
+use tartan::train::trainer::{Phase, Trainer};
 
 #[test]
 fn finetune_learns_and_the_saved_model_reloads() {
     let setup = tiny_setup(1);
     let run = setup.path("run");
-    let result = Trainer::new(tiny_config(&setup, &run, &[]), false).unwrap().run().unwrap();
+    let result = Trainer::new(tiny_config(&setup, &run, &[]), Phase::Main, false).unwrap().run().unwrap();
     let test = result.test.clone().unwrap();
     // 4 balanced topics: chance is 0.25.
     assert!(test.accuracy > 0.5, "test accuracy {} is not clearly above chance", test.accuracy);
@@ -43,7 +43,7 @@ fn same_seed_gives_identical_runs_and_another_seed_does_not() {
     let run = |name: &str, seed: &str| {
         let mut sets = extra.to_vec();
         sets.push(seed);
-        Trainer::new(tiny_config(&setup, &setup.path(name), &sets), false).unwrap().run().unwrap()
+        Trainer::new(tiny_config(&setup, &setup.path(name), &sets), Phase::Main, false).unwrap().run().unwrap()
     };
     let a = run("a", "seed=5");
     let b = run("b", "seed=5");
@@ -66,13 +66,13 @@ fn same_seed_gives_identical_runs_and_another_seed_does_not() {
 fn interrupted_and_resumed_run_ends_like_an_uninterrupted_one() {
     let setup = tiny_setup(3);
     let extra = ["train.max_steps=24", "eval.every_steps=8", "seed=9"];
-    let full = Trainer::new(tiny_config(&setup, &setup.path("full"), &extra), false).unwrap().run().unwrap();
+    let full = Trainer::new(tiny_config(&setup, &setup.path("full"), &extra), Phase::Main, false).unwrap().run().unwrap();
 
     let resumed_dir = setup.path("resumed");
-    let mut first = Trainer::new(tiny_config(&setup, &resumed_dir, &extra), false).unwrap();
+    let mut first = Trainer::new(tiny_config(&setup, &resumed_dir, &extra), Phase::Main, false).unwrap();
     first.run_until(13).unwrap();
     drop(first);
-    let mut second = Trainer::new(tiny_config(&setup, &resumed_dir, &extra), true).unwrap();
+    let mut second = Trainer::new(tiny_config(&setup, &resumed_dir, &extra), Phase::Main, true).unwrap();
     let resumed = second.run().unwrap();
 
     assert_eq!(resumed.steps, full.steps);

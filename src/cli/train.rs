@@ -4,7 +4,6 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::config::RunConfig;
-use crate::train::trainer::Trainer;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -26,9 +25,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let cfg = RunConfig::load(config_path.as_deref(), &args.set)?;
     install_ctrlc();
-    let mut trainer = Trainer::new(cfg, resume)?;
-    tracing::info!("training for {} optimizer steps into {}", trainer.total_steps(), trainer.run_dir().display());
-    let result = trainer.run()?;
+    let result = crate::train::strategy::run(&cfg, resume)?;
     println!("{}", serde_json::to_string_pretty(&summary(&result))?);
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Reading, tokenizing, masking and batching text.
 
 pub mod batch;
+pub mod corpus;
+pub mod masking;
 pub mod jsonl;
 pub mod synthetic;
 pub mod task;

@@ -3,6 +3,7 @@
 
 pub mod classification;
 pub mod loss;
+pub mod mlm;
 
 use anyhow::Result;
 use burn::tensor::{Device, Tensor};

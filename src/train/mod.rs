@@ -6,6 +6,7 @@ pub mod fsutil;
 pub mod grads;
 pub mod metrics;
 pub mod optimizer;
+pub mod strategy;
 pub mod trainer;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -16,21 +16,25 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::checkpoint::save_model;
+use super::checkpoint::{save_model, save_pretrained};
 use super::evaluate::evaluate;
 use super::fsutil::{recover_dir, replace_dir, staging_dir, write_atomic};
 use super::grads::GradBuffer;
 use super::metrics::Scores;
 use super::optimizer::{AdamW, AdamWConfig, Group, linear_schedule};
-use crate::config::RunConfig;
+use crate::config::{MetaSource, RunConfig, Strategy};
 use crate::data::TaskData;
+use crate::data::corpus::Corpus;
+use crate::data::masking::Masker;
 use crate::data::batch::DataPosition;
 use crate::model::weights::{load_plain, param_paths, plain_tensors, read_plain, to_safetensors_bytes};
 use crate::model::{ClassificationHead, Pretrained, TartanModel, is_encoder_param};
 use crate::objectives::Objective;
 use crate::objectives::classification::Classification;
+use crate::objectives::mlm::MaskedLm;
 use crate::weighting::Weighting;
 use crate::weighting::fixed::Fixed;
+use crate::weighting::meta::{MetaTartan, name_figures};
 
 /// Everything about a run's progress that is not a tensor, saved with each checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -58,6 +62,7 @@ pub struct RunResult {
 
 pub struct Trainer {
     cfg: RunConfig,
+    phase: Phase,
     run_dir: PathBuf,
     device: Device,
     pretrained: Pretrained,
@@ -76,24 +81,63 @@ pub struct Trainer {
 }
 
 enum StepOutcome {
-    Updated { losses: Vec<f64>, grad_norm: f64, lr_factor: f64, extra: Vec<(String, f64)> },
+    Updated { losses: Vec<f64>, grad_norm: f64, lr_factor: f64, extra: HashMap<String, f64> },
     Skipped(String),
 }
 
-impl Trainer {
-    /// Sets up a run in `cfg.output_dir`; with `resume`, continues from its last checkpoint.
-    pub fn new(cfg: RunConfig, resume: bool) -> Result<Self> {
-        let run_dir = cfg.output_dir.clone();
-        std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
-        let pretrained = Pretrained::open(&cfg.model.name)?;
-        let limit = pretrained.config.max_input_length();
-        if cfg.model.max_length > limit {
-            bail!(
-                "model.max_length = {} is beyond the model's {limit} position embeddings; set model.max_length to at most {limit}",
-                cfg.model.max_length
-            );
+/// Which part of a run a trainer does: strategy pretrain-finetune first runs one masked-LM
+/// phase per auxiliary corpus, then the main (end-task) phase every strategy has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pretrain(usize),
+    Main,
+}
+
+impl Phase {
+    pub fn run_dir(self, cfg: &RunConfig) -> PathBuf {
+        match self {
+            Phase::Main => cfg.output_dir.clone(),
+            Phase::Pretrain(i) => cfg.output_dir.join(format!("pretrain-{}", cfg.aux[i].name)),
         }
-        let task = TaskData::load(&cfg.task.train, cfg.task.dev.as_deref(), cfg.task.test.as_deref(), &pretrained.tokenizer, cfg.model.max_length)?;
+    }
+
+    /// The model this phase starts from: the configured one, or the previous phase's result.
+    fn model_source(self, cfg: &RunConfig) -> String {
+        let previous = match (self, cfg.strategy) {
+            (Phase::Pretrain(0), _) => None,
+            (Phase::Pretrain(i), _) => Some(i - 1),
+            (Phase::Main, Strategy::PretrainFinetune) => Some(cfg.aux.len() - 1),
+            (Phase::Main, _) => None,
+        };
+        match previous {
+            Some(i) => Phase::Pretrain(i).run_dir(cfg).join("model").display().to_string(),
+            None => cfg.model.name.clone(),
+        }
+    }
+}
+
+impl Trainer {
+    /// Sets up one phase of a run; with `resume`, continues from its last checkpoint.
+    pub fn new(cfg: RunConfig, phase: Phase, resume: bool) -> Result<Self> {
+        let run_dir = phase.run_dir(&cfg);
+        std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
+        let pretrained = Pretrained::open(&phase.model_source(&cfg))?;
+        let limit = pretrained.config.max_input_length();
+        for (what, len) in std::iter::once(("model.max_length", cfg.model.max_length)).chain(cfg.aux.iter().map(|a| ("aux block_size", a.block_size))) {
+            if len > limit {
+                bail!("{what} = {len} is beyond the model's {limit} position embeddings; set it to at most {limit}");
+            }
+        }
+        let mut task = TaskData::load(&cfg.task.train, cfg.task.dev.as_deref(), cfg.task.test.as_deref(), &pretrained.tokenizer, cfg.model.max_length)?;
+        let meta_dev = match (cfg.strategy, cfg.meta.source) {
+            (Strategy::MetaTartan, MetaSource::TrainHoldout) => {
+                let held = task.train.hold_out(cfg.meta.holdout, cfg.seed);
+                tracing::info!("META-TARTAN's dev gradient uses {} examples held out of train", held.len());
+                Some(held)
+            }
+            (Strategy::MetaTartan, MetaSource::Dev) => task.dev.clone(),
+            _ => None,
+        };
         tracing::info!(
             "task: {} labels, {} train / {} dev / {} test examples",
             task.labels.len(),
@@ -102,32 +146,69 @@ impl Trainer {
             task.test.as_ref().map_or(0, |s| s.len())
         );
 
+        let aux_used: Vec<usize> = match (phase, cfg.strategy) {
+            (Phase::Pretrain(i), _) => vec![i],
+            (Phase::Main, Strategy::MtTartan | Strategy::MetaTartan) => (0..cfg.aux.len()).collect(),
+            (Phase::Main, _) => vec![],
+        };
         let device = Device::flex().autodiff();
         device.seed(cfg.seed);
-        let (encoder, mlm) = pretrained.load(false, &device)?;
+        let with_mlm = !aux_used.is_empty();
+        if with_mlm && pretrained.tokenizer.mask_id.is_none() {
+            bail!("the tokenizer of {} has no mask token ([MASK] or <mask>), which masked-LM needs", pretrained.dir.display());
+        }
+        let (encoder, mlm) = pretrained.load(with_mlm, &device)?;
         let classifier = ClassificationHead::new(pretrained.config.hidden_size, task.labels.len(), cfg.model.head_dropout, &device);
         let model = TartanModel { encoder, classifier, mlm };
 
-        let objectives: Vec<Box<dyn Objective>> = vec![Box::new(Classification::new(
-            task.train.clone(),
-            cfg.train.batch_size,
-            cfg.seed,
-            pretrained.tokenizer.pad_id,
-        ))];
-        let weighting: Box<dyn Weighting> = Box::new(Fixed(vec![1.0]));
-
         let t = &cfg.train;
+        let pad = pretrained.tokenizer.pad_id;
+        let end_task = Classification::new(task.train.clone(), t.batch_size, cfg.seed, pad);
+        let end_task_steps = end_task.batches_per_epoch().div_ceil(t.grad_accum);
+        let mut objectives: Vec<Box<dyn Objective>> = Vec::new();
+        if phase == Phase::Main {
+            objectives.push(Box::new(end_task));
+        }
+        for &i in &aux_used {
+            let a = &cfg.aux[i];
+            let block = if a.block_size > 0 { a.block_size } else { cfg.model.max_length };
+            let corpus = Corpus::open(&a.name, &a.file, &pretrained.tokenizer, block, &cfg.cache_dir())?;
+            let masker = Masker {
+                prob: a.mask_prob,
+                mask_id: pretrained.tokenizer.mask_id.expect("checked above"),
+                vocab_size: pretrained.config.vocab_size as u32,
+                special: pretrained.tokenizer.special_ids.clone(),
+            };
+            let batch = if a.batch_size > 0 { a.batch_size } else { t.batch_size };
+            objectives.push(Box::new(MaskedLm::new(corpus, batch, masker, pad, cfg.seed)));
+        }
+        let weighting: Box<dyn Weighting> = match (phase, cfg.strategy) {
+            (Phase::Main, Strategy::MtTartan) => Box::new(Fixed(cfg.fixed_weights())),
+            (Phase::Main, Strategy::MetaTartan) => {
+                let dev = meta_dev.context("META-TARTAN needs meta-dev data")?;
+                Box::new(MetaTartan::new(cfg.meta.clone(), objectives.len(), t.grad_accum, &model, dev, task.labels.len(), pad, cfg.seed))
+            }
+            _ => Box::new(Fixed(vec![1.0; objectives.len()])),
+        };
+
+        let (lr, head_lr) = match phase {
+            Phase::Pretrain(_) => (cfg.pretrain.lr, cfg.pretrain.lr),
+            Phase::Main => (t.lr, t.head_lr),
+        };
         let optim = AdamW::new(AdamWConfig {
             beta1: t.beta1,
             beta2: t.beta2,
             eps: t.eps,
-            encoder: Group { lr: t.lr, weight_decay: t.weight_decay },
-            heads: Group { lr: t.head_lr, weight_decay: t.head_weight_decay },
+            encoder: Group { lr, weight_decay: t.weight_decay },
+            heads: Group { lr: head_lr, weight_decay: t.head_weight_decay },
         });
-        let steps_per_epoch = objectives[0].batches_per_epoch().div_ceil(t.grad_accum);
-        let total_steps = if t.max_steps > 0 { t.max_steps } else { t.epochs * steps_per_epoch };
+        let budget = if t.max_steps > 0 { t.max_steps } else { t.epochs * end_task_steps };
+        let total_steps = match phase {
+            Phase::Pretrain(_) if cfg.pretrain.steps > 0 => cfg.pretrain.steps,
+            _ => budget,
+        };
         let warmup_steps = (t.warmup_ratio * total_steps as f64) as usize;
-        let eval_every = if cfg.eval.every_steps > 0 { cfg.eval.every_steps } else { steps_per_epoch };
+        let eval_every = if cfg.eval.every_steps > 0 { cfg.eval.every_steps } else { end_task_steps };
         let paths = param_paths(&model);
         let encoder_ids = paths.iter().filter(|(_, p)| is_encoder_param(p)).map(|(id, _)| *id).collect();
 
@@ -140,6 +221,7 @@ impl Trainer {
 
         let mut trainer = Self {
             cfg,
+            phase,
             run_dir,
             device,
             pretrained,
@@ -170,6 +252,13 @@ impl Trainer {
     pub fn run(&mut self) -> Result<RunResult> {
         let started = Instant::now();
         self.run_until(self.total_steps)?;
+        if let Phase::Pretrain(_) = self.phase {
+            let model = &self.model;
+            save_pretrained(&self.run_dir.join("model"), &model.encoder, model.mlm.as_ref(), &self.pretrained.config, &self.pretrained.tokenizer)?;
+            let result = RunResult { metric: "mlm".into(), best_step: None, dev: None, test: None, steps: self.state.step, train_seconds: started.elapsed().as_secs_f64() };
+            write_atomic(&self.run_dir.join("results.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
+            return Ok(result);
+        }
         let result = self.final_result(started.elapsed().as_secs_f64())?;
         write_atomic(&self.run_dir.join("results.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
         Ok(result)
@@ -228,7 +317,7 @@ impl Trainer {
                             "weights": names.iter().cloned().zip(weights).collect::<HashMap<_, _>>(),
                         });
                         for (k, v) in extra {
-                            entry[k] = json!(v);
+                            entry[k.as_str()] = json!(v);
                         }
                         self.write_log_ref(entry)?;
                         if bar.is_hidden() {
@@ -238,7 +327,9 @@ impl Trainer {
                 }
             }
             if step % self.eval_every == 0 || step == self.total_steps {
-                self.evaluate_and_select(step)?;
+                if self.phase == Phase::Main {
+                    self.evaluate_and_select(step)?;
+                }
                 self.save_checkpoint()?;
             }
         }
@@ -254,6 +345,7 @@ impl Trainer {
         let weights = self.weighting.weights();
         let mut buffer = GradBuffer::default();
         let mut losses = vec![0.0; self.objectives.len()];
+        let mut extra: HashMap<String, f64> = HashMap::new();
         for _ in 0..accum {
             self.weighting.begin_micro_step(&self.model, &self.device)?;
             for (i, objective) in self.objectives.iter_mut().enumerate() {
@@ -263,6 +355,9 @@ impl Trainer {
                     return Ok(StepOutcome::Skipped(format!("{} loss is {value}", objective.name())));
                 }
                 losses[i] += value / accum as f64;
+                for (k, v) in &out.stats {
+                    *extra.entry(format!("{k}.{}", objective.name())).or_default() += v / accum as f64;
+                }
                 let grads = out.loss.mul_scalar(weights[i] / accum as f64).backward();
                 self.weighting.observe(i, &self.model, &grads);
                 buffer.add(&self.model, &grads);
@@ -289,7 +384,8 @@ impl Trainer {
         }
         let lr_factor = linear_schedule(self.state.step, self.warmup_steps, self.total_steps);
         self.model = self.optim.step(self.model.clone(), buffer, lr_factor, &self.paths);
-        let extra = self.weighting.end_step();
+        let names: Vec<String> = self.objectives.iter().map(|o| o.name().to_string()).collect();
+        extra.extend(name_figures(self.weighting.end_step(), &names));
         Ok(StepOutcome::Updated { losses, grad_norm, lr_factor, extra })
     }
 
@@ -380,11 +476,13 @@ impl Trainer {
         replace_dir(&staged, &dest)
     }
 
+    /// Continues from `checkpoint/` if the run has one; a run that never saved one starts over.
     fn restore_checkpoint(&mut self) -> Result<()> {
         let dir = self.run_dir.join("checkpoint");
         recover_dir(&dir)?;
         if !dir.exists() {
-            bail!("{} has no checkpoint to resume from", self.run_dir.display());
+            tracing::info!("{} has no checkpoint yet: starting from the beginning", self.run_dir.display());
+            return Ok(());
         }
         let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("state.json"))?)?;
         self.state = serde_json::from_value(state["train"].clone()).context("checkpoint/state.json is not valid")?;

@@ -3,6 +3,7 @@
 //! (MT-TARTAN, fine-tuning) and learned ones (META-TARTAN) plug in behind this trait.
 
 pub mod fixed;
+pub mod meta;
 
 use anyhow::Result;
 use burn::tensor::{Device, Gradients};

@@ -1,0 +1,231 @@
+//! META-TARTAN: task weights are the softmax of per-task logits; every optimizer step moves
+//! each logit by the cosine between that task's gradient and the gradient of the end-task loss
+//! on dev data, over the shared encoder's parameters (see ../shared/docs/TARTAN.md).
+//!
+//! Unlike the reference code it keeps no per-task gradient copies: the dev gradient is
+//! computed first, and each task's dot product and norm against it are taken while the task's
+//! gradient is added to the step's sum. The fresh dev head is fitted on encoder features
+//! computed once per meta step, not by re-running the encoder at every fitting iteration.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Result;
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::tensor::{Device, Gradients, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::Weighting;
+use crate::config::MetaSection;
+use crate::data::batch::{BatchStream, collate, labels_tensor};
+use crate::data::task::Split;
+use crate::model::heads::cls_vector;
+use crate::model::weights::param_paths;
+use crate::model::{ClassificationHead, TartanModel, is_encoder_param};
+use crate::objectives::loss::cross_entropy;
+use crate::train::grads::{GradBuffer, host_dot};
+use crate::train::optimizer::{AdamW, AdamWConfig, Group};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct MetaState {
+    logits: Vec<f64>,
+    step: usize,
+}
+
+pub struct MetaTartan {
+    cfg: MetaSection,
+    accum: usize,
+    n_labels: usize,
+    pad_id: u32,
+    /// The fixed sample the dev head is fitted on.
+    sample: Split,
+    /// The data dev batches are drawn from.
+    dev: Split,
+    dev_stream: BatchStream,
+    encoder_ids: HashSet<ParamId>,
+    state: MetaState,
+    logit_grads: Vec<f64>,
+    /// The dev gradient of the current micro-batch (encoder only) and its squared norm.
+    dev_grad: Option<(GradBuffer, f64)>,
+    last_cos: Vec<f64>,
+    last_norm: Vec<f64>,
+    dev_loss: f64,
+}
+
+impl MetaTartan {
+    /// `dev` is where meta-dev examples come from: the dev split or a held-out slice of train.
+    pub fn new(cfg: MetaSection, n_tasks: usize, accum: usize, model: &TartanModel, dev: Split, n_labels: usize, pad_id: u32, seed: u64) -> Self {
+        let mut sample_source = dev.clone();
+        let sample = sample_source.hold_out(cfg.dev_head_sample.min(dev.len()), seed);
+        let dev_stream = BatchStream::new(dev.lengths(), cfg.dev_batch, seed ^ 0x5eed);
+        let encoder_ids = param_paths(model).into_iter().filter(|(_, p)| is_encoder_param(p)).map(|(id, _)| id).collect();
+        Self {
+            cfg,
+            accum,
+            n_labels,
+            pad_id,
+            sample,
+            dev,
+            dev_stream,
+            encoder_ids,
+            state: MetaState { logits: vec![0.0; n_tasks], step: 0 },
+            logit_grads: vec![0.0; n_tasks],
+            dev_grad: None,
+            last_cos: vec![f64::NAN; n_tasks],
+            last_norm: vec![f64::NAN; n_tasks],
+            dev_loss: f64::NAN,
+        }
+    }
+
+    fn updating(&self) -> bool {
+        self.state.step % self.cfg.update_every == 0
+    }
+
+    /// The cosines of the last meta step, one per task.
+    pub fn cosines(&self) -> &[f64] {
+        &self.last_cos
+    }
+}
+
+/// CLS features of `split` through the encoder without autodiff or dropout.
+pub fn dev_features(model: &TartanModel, split: &Split, pad_id: u32) -> Tensor<2> {
+    let plain = Device::flex();
+    let encoder = model.encoder.valid();
+    let seqs: Vec<&[u32]> = split.ids.iter().map(Vec::as_slice).collect();
+    cls_vector(encoder.forward(&collate(&seqs, pad_id, &plain)))
+}
+
+/// Fits `head` on fixed features (the encoder frozen) with AdamW, at most `iters` steps,
+/// stopping once the loss changes by less than `tol`.
+pub fn fit_dev_head(mut head: ClassificationHead, features: Tensor<2>, labels: &[usize], cfg: &MetaSection, device: &Device) -> ClassificationHead {
+    let x = Tensor::<2>::from_data(features.into_data(), device);
+    let y = labels_tensor(labels, device);
+    let paths = param_paths(&head);
+    let group = Group { lr: cfg.dev_head_lr, weight_decay: cfg.dev_head_weight_decay };
+    let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, encoder: group, heads: group });
+    let mut previous: Option<f64> = None;
+    for _ in 0..cfg.dev_head_iters {
+        let loss = cross_entropy(head.forward_features(x.clone()), y.clone());
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        if previous.is_some_and(|p| (p - value).abs() < cfg.dev_head_tol) {
+            break;
+        }
+        previous = Some(value);
+        let mut grads = GradBuffer::default();
+        grads.add(&head, &loss.backward());
+        head = opt.step(head, grads, 1.0, &paths);
+    }
+    head
+}
+
+/// Dot product with `dev` and squared norm of the gradients in `grads`, over `encoder`'s
+/// parameters, without keeping a copy of them.
+fn dot_and_norm(encoder: &crate::model::Bert, grads: &Gradients, dev: &GradBuffer) -> (f64, f64) {
+    struct Dot<'a> {
+        grads: &'a Gradients,
+        dev: &'a GradBuffer,
+        dot: f64,
+        sq: f64,
+    }
+    impl ModuleVisitor for Dot<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let Some(g) = param.val().grad(self.grads) else { return };
+            let n = g.shape().num_elements();
+            let g = g.reshape([n]);
+            self.sq += host_dot(&g, &g);
+            if let Some(d) = self.dev.get(&param.id) {
+                self.dot += host_dot(&g, d);
+            }
+        }
+    }
+    let mut v = Dot { grads, dev, dot: 0.0, sq: 0.0 };
+    encoder.visit(&mut v);
+    (v.dot, v.sq)
+}
+
+impl Weighting for MetaTartan {
+    fn weights(&self) -> Vec<f64> {
+        softmax(&self.state.logits)
+    }
+
+    fn begin_micro_step(&mut self, model: &TartanModel, device: &Device) -> Result<()> {
+        if !self.updating() {
+            self.dev_grad = None;
+            return Ok(());
+        }
+        let features = dev_features(model, &self.sample, self.pad_id);
+        let [_, hidden] = features.dims();
+        let head = fit_dev_head(ClassificationHead::new(hidden, self.n_labels, 0.0, device), features, &self.sample.labels, &self.cfg, device);
+        let idx = self.dev_stream.next_batch();
+        let seqs: Vec<&[u32]> = idx.iter().map(|&i| self.dev.ids[i].as_slice()).collect();
+        let labels: Vec<usize> = idx.iter().map(|&i| self.dev.labels[i]).collect();
+        let logits = head.forward(model.encoder.forward(&collate(&seqs, self.pad_id, device)));
+        let loss = cross_entropy(logits, labels_tensor(&labels, device));
+        self.dev_loss = loss.clone().into_scalar::<f32>() as f64;
+        let mut buffer = GradBuffer::default();
+        buffer.add(&model.encoder, &loss.backward());
+        let encoder_ids = &self.encoder_ids;
+        let sq = buffer.sq_norm(|id| encoder_ids.contains(id));
+        self.dev_grad = Some((buffer, sq));
+        Ok(())
+    }
+
+    fn observe(&mut self, task: usize, model: &TartanModel, grads: &Gradients) {
+        let Some((dev, dev_sq)) = &self.dev_grad else { return };
+        let (dot, sq) = dot_and_norm(&model.encoder, grads, dev);
+        let cos = if sq > 0.0 && *dev_sq > 0.0 { dot / (sq.sqrt() * dev_sq.sqrt()) } else { 0.0 };
+        self.logit_grads[task] += -cos / self.accum as f64;
+        self.last_cos[task] = cos;
+        self.last_norm[task] = sq.sqrt();
+    }
+
+    fn end_step(&mut self) -> Vec<(String, f64)> {
+        let mut figures = Vec::new();
+        if self.updating() {
+            for (a, g) in self.state.logits.iter_mut().zip(self.logit_grads.iter_mut()) {
+                *a -= self.cfg.lr * *g;
+                *g = 0.0;
+            }
+            figures.push(("dev_loss".to_string(), self.dev_loss));
+            for (i, (c, n)) in self.last_cos.iter().zip(&self.last_norm).enumerate() {
+                figures.push((format!("cos.{i}"), *c));
+                figures.push((format!("grad_norm.{i}"), *n));
+            }
+        }
+        for (i, a) in self.state.logits.iter().enumerate() {
+            figures.push((format!("logit.{i}"), *a));
+        }
+        self.state.step += 1;
+        self.dev_grad = None;
+        figures
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.state).expect("serialisable")
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.state = serde_json::from_value(state.clone())?;
+        Ok(())
+    }
+}
+
+pub fn softmax(logits: &[f64]) -> Vec<f64> {
+    let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = logits.iter().map(|a| (a - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| e / sum).collect()
+}
+
+/// Per-task figures by name, for logs (`cos.1` -> `cos.tapt`).
+pub fn name_figures(figures: Vec<(String, f64)>, names: &[String]) -> HashMap<String, f64> {
+    figures
+        .into_iter()
+        .map(|(k, v)| match k.rsplit_once('.') {
+            Some((kind, i)) => match i.parse::<usize>().ok().and_then(|i| names.get(i)) {
+                Some(name) => (format!("{kind}.{name}"), v),
+                None => (k, v),
+            },
+            None => (k, v),
+        })
+        .collect()
+}
