@@ -15,9 +15,9 @@ use super::jsonl::RawExample;
 use super::tokenize::TextTokenizer;
 
 pub const TOPICS: usize = 4;
-const TOPIC_WORDS: usize = 24;
-const SEEN_WORDS: usize = 6;
-const FILLERS: usize = 60;
+const TOPIC_WORDS: usize = 16;
+const SEEN_WORDS: usize = 2;
+const FILLERS: usize = 20;
 
 pub struct SyntheticTask {
     pub train: Vec<RawExample>,
@@ -31,12 +31,13 @@ fn topic_word(topic: usize, j: usize) -> String {
     format!("{}{j}", ["amber", "basil", "cobalt", "denim"][topic])
 }
 
+/// Mostly topic words (so masked-LM on such text is dominated by learnable topic structure),
+/// a few fillers.
 fn sentence(rng: &mut StdRng, topic: usize, words_per_topic: usize) -> String {
-    let len = rng.random_range(10..16);
-    let slots: Vec<usize> = (0..3).map(|_| rng.random_range(0..len)).collect();
+    let len = rng.random_range(8..13);
     (0..len)
-        .map(|i| {
-            if slots.contains(&i) {
+        .map(|_| {
+            if rng.random_bool(0.7) {
                 topic_word(topic, rng.random_range(0..words_per_topic))
             } else {
                 format!("f{}", rng.random_range(0..FILLERS))

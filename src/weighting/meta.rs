@@ -84,6 +84,11 @@ impl MetaTartan {
     pub fn cosines(&self) -> &[f64] {
         &self.last_cos
     }
+
+    /// The current micro-batch's dev gradient over the encoder, once computed.
+    pub fn dev_gradient(&self) -> Option<&GradBuffer> {
+        self.dev_grad.as_ref().map(|(g, _)| g)
+    }
 }
 
 /// CLS features of `split` through the encoder without autodiff or dropout.
