@@ -1,15 +1,15 @@
 //! Accumulated gradients, flattened per parameter, with the reductions the loop needs
 //! (global norms, dot products) summed in f64.
 
-use std::collections::HashMap;
-
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Gradients, Tensor};
+use indexmap::IndexMap;
 
-/// Gradients of one optimizer step, keyed by parameter.
+/// Gradients of one optimizer step, keyed by parameter, in the module's visiting order so
+/// that f64 sums over them are the same from run to run (a `HashMap`'s order is random).
 #[derive(Default, Clone)]
 pub struct GradBuffer {
-    grads: HashMap<ParamId, Tensor<1>>,
+    grads: IndexMap<ParamId, Tensor<1>>,
 }
 
 impl GradBuffer {
@@ -17,18 +17,19 @@ impl GradBuffer {
     pub fn add<M: Module>(&mut self, module: &M, grads: &Gradients) {
         struct Add<'a> {
             grads: &'a Gradients,
-            into: &'a mut HashMap<ParamId, Tensor<1>>,
+            into: &'a mut IndexMap<ParamId, Tensor<1>>,
         }
         impl ModuleVisitor for Add<'_> {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
                 let Some(g) = param.val().grad(self.grads) else { return };
                 let n = g.shape().num_elements();
                 let g = g.reshape([n]);
-                let sum = match self.into.remove(&param.id) {
-                    Some(acc) => acc + g,
-                    None => g,
-                };
-                self.into.insert(param.id, sum);
+                match self.into.get_mut(&param.id) {
+                    Some(acc) => *acc = acc.clone() + g,
+                    None => {
+                        self.into.insert(param.id, g);
+                    }
+                }
             }
         }
         module.visit(&mut Add { grads, into: &mut self.grads });
@@ -39,7 +40,7 @@ impl GradBuffer {
     }
 
     pub fn remove(&mut self, id: &ParamId) -> Option<Tensor<1>> {
-        self.grads.remove(id)
+        self.grads.shift_remove(id)
     }
 
     pub fn is_empty(&self) -> bool {
