@@ -31,6 +31,17 @@ pub enum Metric {
     MicroF1,
 }
 
+impl Metric {
+    /// The name used in config files and metrics.jsonl.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::MacroF1 => "macro_f1",
+            Metric::MicroF1 => "micro_f1",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {

@@ -8,3 +8,4 @@ pub mod config;
 pub mod train;
 pub mod weighting;
 pub mod cli;
+pub mod report;

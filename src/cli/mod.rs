@@ -1,5 +1,6 @@
 //! The `tartan` command line.
 
+pub mod demo;
 pub mod eval;
 pub mod predict;
 pub mod train;
@@ -15,6 +16,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Compare fine-tuning, MT-TARTAN and META-TARTAN on a synthetic task (no downloads), or
+    /// on real data with --model and --task.
+    Demo(demo::DemoArgs),
     /// Train with a strategy (fine-tune, TAPT/DAPT, MT-TARTAN, META-TARTAN) from a config file.
     Train(train::TrainArgs),
     /// Score a saved model on labelled JSONL data.
@@ -25,6 +29,7 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),

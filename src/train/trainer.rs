@@ -331,6 +331,7 @@ impl Trainer {
                     self.evaluate_and_select(step)?;
                 }
                 self.save_checkpoint()?;
+                self.write_charts();
             }
         }
         bar.finish_and_clear();
@@ -430,6 +431,13 @@ impl Trainer {
         Ok(())
     }
 
+    /// Charts are a view of metrics.jsonl; failing to draw one never stops training.
+    fn write_charts(&self) {
+        if let Err(e) = crate::report::write_run_charts(&self.run_dir, self.cfg.metric().key()) {
+            tracing::warn!("could not draw the charts of {}: {e:#}", self.run_dir.display());
+        }
+    }
+
     fn save_best(&self) -> Result<()> {
         save_model(
             &self.run_dir.join("best"),
@@ -450,7 +458,7 @@ impl Trainer {
         let model = saved.model.valid();
         let score = |s: Option<&crate::data::task::Split>| s.map(|s| evaluate(&model, s, &self.task.labels, bs, pad, &Device::flex()));
         let result = RunResult {
-            metric: format!("{:?}", self.cfg.metric()),
+            metric: self.cfg.metric().key().to_string(),
             best_step: self.state.best_step,
             dev: score(self.task.dev.as_ref()),
             test: score(self.task.test.as_ref()),

