@@ -20,6 +20,17 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
+/// Distinct, print-safe colours (Okabe-Ito), readable on white.
+const COLORS: [RGBColor; 7] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 0, 0),
+];
+
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -66,12 +77,13 @@ where
         chart
             .configure_mesh()
             .x_desc(x_label)
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc(&panel.y_label)
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(err)?;
         for (i, s) in panel.series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = COLORS[i % COLORS.len()].to_rgba();
             let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
             chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
