@@ -51,11 +51,22 @@ pub struct ModelSection {
     pub max_length: usize,
     /// Dropout of the classification head.
     pub head_dropout: f64,
+    /// How the head's Linear(h, h) starts: `pooler` copies the checkpoint's pretrained pooler
+    /// when it has one (as `BertForSequenceClassification`), `random` always starts fresh
+    /// (the TARTAN reference's head).
+    pub head_init: HeadInit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadInit {
+    Pooler,
+    Random,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { name: String::new(), max_length: 512, head_dropout: 0.1 }
+        Self { name: String::new(), max_length: 512, head_dropout: 0.1, head_init: HeadInit::Pooler }
     }
 }
 

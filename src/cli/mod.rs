@@ -1,5 +1,6 @@
 //! The `tartan` command line.
 
+pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod predict;
@@ -16,6 +17,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Time a workload (training step, forward, evaluation epoch, META-TARTAN step).
+    Bench(bench::BenchArgs),
     /// Compare fine-tuning, MT-TARTAN and META-TARTAN on a synthetic task (no downloads), or
     /// on real data with --model and --task.
     Demo(demo::DemoArgs),
@@ -29,6 +32,7 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Bench(a) => bench::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),

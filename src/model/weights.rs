@@ -15,7 +15,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use super::bert::Bert;
 use super::config::{Family, ModelConfig};
-use super::heads::MlmHead;
+use super::heads::{ClassificationHead, MlmHead};
 
 /// A checkpoint's tensors by normalised key (no family prefix, `weight`/`bias` for LayerNorm),
 /// converted to f32.
@@ -409,4 +409,20 @@ pub fn param_paths<M: Module>(module: &M) -> HashMap<burn::module::ParamId, Stri
     let mut v = Paths(PathTracker::default(), HashMap::new());
     module.visit(&mut v);
     v.1
+}
+
+/// Sets `head.dense` from the checkpoint's pretrained pooler (`pooler.dense`, CLS -> Linear +
+/// tanh, the layer `BertForSequenceClassification` starts from). Returns whether it had one.
+pub fn init_head_from_pooler(dir: &Path, family: Family, head: ClassificationHead) -> Result<(ClassificationHead, bool)> {
+    let state = StateDict::from_dir(dir, family)?;
+    if !state.tensors.contains_key("pooler.dense.weight") {
+        return Ok((head, false));
+    }
+    let key_of = |path: &str, rank: usize| (path.replace("dense.", "pooler.dense."), rank == 2);
+    let mut loader = Loader { state: &state, key_of: &key_of, path: PathTracker::default(), used: BTreeSet::new(), missing: vec![], mismatched: vec![] };
+    let head = head.map(&mut loader);
+    if !loader.mismatched.is_empty() {
+        bail!("the pooler in {} does not fit the head: {}", dir.display(), loader.mismatched.join("; "));
+    }
+    Ok((head, true))
 }

@@ -22,12 +22,12 @@ use super::fsutil::{recover_dir, replace_dir, staging_dir, write_atomic};
 use super::grads::GradBuffer;
 use super::metrics::Scores;
 use super::optimizer::{AdamW, AdamWConfig, Group, linear_schedule};
-use crate::config::{MetaSource, RunConfig, Strategy};
+use crate::config::{HeadInit, MetaSource, RunConfig, Strategy};
 use crate::data::TaskData;
 use crate::data::corpus::Corpus;
 use crate::data::masking::Masker;
 use crate::data::batch::DataPosition;
-use crate::model::weights::{load_plain, param_paths, plain_tensors, read_plain, to_safetensors_bytes};
+use crate::model::weights::{init_head_from_pooler, load_plain, param_paths, plain_tensors, read_plain, to_safetensors_bytes};
 use crate::model::{ClassificationHead, Pretrained, TartanModel, is_encoder_param};
 use crate::objectives::Objective;
 use crate::objectives::classification::Classification;
@@ -47,6 +47,8 @@ pub struct TrainState {
     pub positions: Vec<DataPosition>,
     pub weighting: serde_json::Value,
     pub finished: bool,
+    /// Dev and test scores of the model saved as `best/`.
+    pub best_scores: Option<(Option<Scores>, Option<Scores>)>,
 }
 
 /// Final figures of a run, also written to `results.json`.
@@ -158,7 +160,14 @@ impl Trainer {
             bail!("the tokenizer of {} has no mask token ([MASK] or <mask>), which masked-LM needs", pretrained.dir.display());
         }
         let (encoder, mlm) = pretrained.load(with_mlm, &device)?;
-        let classifier = ClassificationHead::new(pretrained.config.hidden_size, task.labels.len(), cfg.model.head_dropout, &device);
+        let mut classifier = ClassificationHead::new(pretrained.config.hidden_size, task.labels.len(), cfg.model.head_dropout, &device);
+        if cfg.model.head_init == HeadInit::Pooler && phase == Phase::Main {
+            let (head, from_pooler) = init_head_from_pooler(&pretrained.dir, pretrained.config.family, classifier)?;
+            classifier = head;
+            if from_pooler {
+                tracing::info!("the head's dense layer starts from the checkpoint's pooler");
+            }
+        }
         let model = TartanModel { encoder, classifier, mlm };
 
         let t = &cfg.train;
@@ -397,6 +406,7 @@ impl Trainer {
         let bs = self.cfg.eval.batch_size;
         let pad = self.pretrained.tokenizer.pad_id;
         let mut dev_value = None;
+        let mut scored: (Option<Scores>, Option<Scores>) = (None, None);
         for (name, split) in [("dev", self.task.dev.as_ref()), ("test", self.task.test.as_ref().filter(|_| self.cfg.eval.test))] {
             let Some(split) = split else { continue };
             let scores = evaluate(&eval_model, split, &self.task.labels, bs, pad, &plain);
@@ -408,6 +418,9 @@ impl Trainer {
             self.write_log_ref(json!({"type": "eval", "step": step, "split": name, "accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "micro_f1": scores.micro_f1}))?;
             if name == "dev" {
                 dev_value = Some(scores.get(metric));
+                scored.0 = Some(scores);
+            } else {
+                scored.1 = Some(scores);
             }
         }
         // Without dev data the latest model is the one kept.
@@ -418,6 +431,7 @@ impl Trainer {
         if improved {
             self.state.best_metric = dev_value;
             self.state.best_step = Some(step);
+            self.state.best_scores = Some(scored);
             self.state.evals_since_best = 0;
             self.save_best()?;
         } else {
@@ -450,18 +464,14 @@ impl Trainer {
         )
     }
 
-    /// Scores of the best checkpoint on dev and test, read back from disk.
+    /// Scores of the best model, as measured when it was saved.
     fn final_result(&self, seconds: f64) -> Result<RunResult> {
-        let saved = super::checkpoint::load_model(&self.run_dir.join("best"), &Device::flex())?;
-        let bs = self.cfg.eval.batch_size;
-        let pad = self.pretrained.tokenizer.pad_id;
-        let model = saved.model.valid();
-        let score = |s: Option<&crate::data::task::Split>| s.map(|s| evaluate(&model, s, &self.task.labels, bs, pad, &Device::flex()));
+        let (dev, test) = self.state.best_scores.clone().unwrap_or((None, None));
         let result = RunResult {
             metric: self.cfg.metric().key().to_string(),
             best_step: self.state.best_step,
-            dev: score(self.task.dev.as_ref()),
-            test: score(self.task.test.as_ref()),
+            dev,
+            test,
             steps: self.state.step,
             train_seconds: seconds,
         };

@@ -1,0 +1,194 @@
+//! `tartan bench`: timings of the training step, forward-only evaluation and META-TARTAN
+//! steps on MiniLM with ChemProt batches. One workload per process, so the peak RSS it
+//! reports (VmHWM) belongs to that workload alone.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::tensor::Device;
+use clap::{Args, ValueEnum};
+
+use crate::config::{AuxCorpus, RunConfig, Strategy};
+use crate::data::batch::{collate, labels_tensor};
+use crate::data::read_jsonl;
+use crate::model::{ClassificationHead, Pretrained, TartanModel};
+use crate::objectives::loss::cross_entropy;
+use crate::train::grads::GradBuffer;
+use crate::train::optimizer::{AdamW, AdamWConfig, Group};
+use crate::train::trainer::{Phase, Trainer};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Workload {
+    /// One fine-tune optimizer step (forward, backward, AdamW) on a 16 x 128 batch.
+    Step,
+    /// Forward pass without autodiff on a 16 x 128 batch.
+    Forward,
+    /// Evaluation throughput over the whole ChemProt train set (examples/s).
+    Epoch,
+    /// One META-TARTAN optimizer step with `--aux` TAPT corpora (batches of 16).
+    Meta,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(value_enum)]
+    pub workload: Workload,
+    #[arg(long, default_value = "../shared/models/all-MiniLM-L6-v2")]
+    pub model: String,
+    #[arg(long, default_value = "../shared/datasets/chemprot")]
+    pub task: PathBuf,
+    /// Timed repetitions (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Auxiliary corpora for `meta`.
+    #[arg(long, default_value_t = 1)]
+    pub aux: usize,
+    /// Tiny sizes for a CI smoke run.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let (batch, len) = if args.smoke { (2, 16) } else { (16, 128) };
+    let secs = match args.workload {
+        Workload::Step | Workload::Forward => step_or_forward(&args, batch, len)?,
+        Workload::Epoch => epoch(&args, len)?,
+        Workload::Meta => meta(&args, batch, len)?,
+    };
+    let name = match args.workload {
+        Workload::Step => format!("train step {batch}x{len}"),
+        Workload::Forward => format!("forward {batch}x{len}"),
+        Workload::Epoch => "eval examples/s over ChemProt train".into(),
+        Workload::Meta => format!("meta-tartan step, {} aux, batches of {batch}", args.aux),
+    };
+    let rss = peak_rss_mb();
+    println!("{}", serde_json::json!({"workload": name, "median": secs, "peak_rss_mb": rss, "threads": rayon_threads()}));
+    Ok(())
+}
+
+fn batch_texts(args: &BenchArgs, n: usize) -> Result<Vec<(String, String)>> {
+    let rows = read_jsonl(&args.task.join("train.jsonl"))?;
+    Ok(rows.into_iter().take(n).map(|r| (r.text, r.label)).collect())
+}
+
+/// Token ids of `n` training texts padded with real tokens to exactly `len`, as a fixed shape.
+fn fixed_batch(p: &Pretrained, texts: &[(String, String)], len: usize) -> Result<Vec<Vec<u32>>> {
+    let refs: Vec<&str> = texts.iter().map(|t| t.0.as_str()).collect();
+    let mut ids = p.tokenizer.encode_batch(&refs, len)?;
+    for seq in &mut ids {
+        let sep = *seq.last().context("empty sequence")?;
+        while seq.len() < len {
+            seq.insert(seq.len() - 1, seq[1]);
+        }
+        *seq.last_mut().expect("non-empty") = sep;
+    }
+    Ok(ids)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
+    let p = Pretrained::open(&args.model)?;
+    let texts = batch_texts(args, batch)?;
+    let ids = fixed_batch(&p, &texts, len)?;
+    let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    let labels: Vec<usize> = (0..batch).map(|i| i % 13).collect();
+    let forward = matches!(args.workload, Workload::Forward);
+    let device = if forward { Device::flex() } else { Device::flex().autodiff() };
+    device.seed(0);
+    let (encoder, _) = p.load(false, &device)?;
+    let classifier = ClassificationHead::new(p.config.hidden_size, 13, 0.1, &device);
+    let mut model = TartanModel { encoder, classifier, mlm: None };
+    let paths = crate::model::weights::param_paths(&model);
+    let g = Group { lr: 5e-5, weight_decay: 0.01 };
+    let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, encoder: g, heads: g });
+    let mut times = Vec::new();
+    for rep in 0..=args.reps {
+        let start = Instant::now();
+        let input = collate(&seqs, p.tokenizer.pad_id, &device);
+        if forward {
+            let logits = model.classifier.forward(model.encoder.forward(&input));
+            let _ = logits.into_data();
+        } else {
+            let loss = cross_entropy(model.classifier.forward(model.encoder.forward(&input)), labels_tensor(&labels, &device));
+            let mut buf = GradBuffer::default();
+            buf.add(&model, &loss.backward());
+            model = opt.step(model, buf, 1.0, &paths);
+            let _ = model.classifier.out_proj.bias.as_ref().map(|b| b.val().into_data());
+        }
+        if rep > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(median(times))
+}
+
+fn epoch(args: &BenchArgs, len: usize) -> Result<f64> {
+    let p = Pretrained::open(&args.model)?;
+    let rows = read_jsonl(&args.task.join("train.jsonl"))?;
+    let n = if args.smoke { 64 } else { rows.len() };
+    let refs: Vec<&str> = rows.iter().take(n).map(|r| r.text.as_str()).collect();
+    let device = Device::flex();
+    let start = Instant::now();
+    let ids = p.tokenizer.encode_batch(&refs, len)?;
+    let (encoder, _) = p.load(false, &device)?;
+    let model = TartanModel { encoder, classifier: ClassificationHead::new(p.config.hidden_size, 13, 0.0, &device), mlm: None };
+    crate::train::evaluate::predict_probs(&model.valid(), &ids, 64, p.tokenizer.pad_id, &device);
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
+    if args.aux == 0 {
+        bail!("--aux must be at least 1");
+    }
+    let run = tempfile_dir()?;
+    let mut cfg = RunConfig { strategy: Strategy::MetaTartan, output_dir: run.clone(), ..RunConfig::default() };
+    cfg.model.name = args.model.clone();
+    cfg.model.max_length = len;
+    cfg.task.train = args.task.join("train.jsonl");
+    cfg.task.dev = Some(args.task.join("dev.jsonl"));
+    cfg.train.batch_size = batch;
+    cfg.train.max_steps = args.reps + 1;
+    cfg.train.log_every = 1000;
+    cfg.eval.every_steps = 1_000_000;
+    cfg.eval.test = false;
+    cfg.meta.dev_batch = if args.smoke { 4 } else { 64 };
+    cfg.meta.dev_head_sample = if args.smoke { 4 } else { 32 };
+    cfg.aux = (0..args.aux)
+        .map(|i| AuxCorpus { name: format!("tapt{i}"), file: args.task.join("train.txt"), batch_size: batch, block_size: len, ..AuxCorpus::default() })
+        .collect();
+    cfg.validate()?;
+    let mut trainer = Trainer::new(cfg, Phase::Main, false)?;
+    trainer.run_until(1)?;
+    let mut times = Vec::new();
+    for step in 2..=args.reps + 1 {
+        let start = Instant::now();
+        trainer.run_until(step)?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    let _ = std::fs::remove_dir_all(&run);
+    Ok(median(times))
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("tartan-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Peak resident set size of this process in MB (Linux `VmHWM`).
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
