@@ -88,3 +88,18 @@ fn interrupted_and_resumed_run_ends_like_an_uninterrupted_one() {
         assert!(diff < 1e-5, "{k} differs by {diff} after resume");
     }
 }
+
+#[test]
+fn a_diverging_run_skips_non_finite_steps_then_stops_and_keeps_the_last_good_checkpoint() {
+    let setup = tiny_setup(4);
+    let run = setup.path("nan");
+    let cfg = tiny_config(&setup, &run, &["train.max_steps=40", "eval.every_steps=5", "train.clip_norm=0", "train.lr=1e30", "train.head_lr=1e30", "train.warmup_ratio=0"]);
+    let err = format!("{:#}", Trainer::new(cfg, Phase::Main, false).unwrap().run().unwrap_err());
+    assert!(err.contains("non-finite") || err.contains("not finite"), "{err}");
+    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap_or_default();
+    // Whatever was saved is finite.
+    if run.join("checkpoint/model.safetensors").exists() {
+        let saved = tartan::model::weights::read_plain(&run.join("checkpoint/model.safetensors")).unwrap();
+        assert!(saved.values().all(|(_, v)| v.iter().all(|x| x.is_finite())), "a non-finite checkpoint was written; log:\n{log}");
+    }
+}

@@ -453,6 +453,7 @@ impl Trainer {
     }
 
     fn save_best(&self) -> Result<()> {
+        self.check_finite(&plain_tensors(&self.model))?;
         save_model(
             &self.run_dir.join("best"),
             &self.model,
@@ -481,13 +482,27 @@ impl Trainer {
         Ok(result)
     }
 
+    /// Refuses to save parameters that are not all finite, so a diverged run never replaces
+    /// the last good checkpoint.
+    fn check_finite(&self, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
+        if let Some((name, _, _)) = tensors.iter().find(|(_, _, v)| v.iter().any(|x| !x.is_finite())) {
+            bail!(
+                "parameter {name} is not finite at step {}; nothing was saved and the last good checkpoint is kept. Lower train.lr and resume",
+                self.state.step
+            );
+        }
+        Ok(())
+    }
+
     /// Writes `checkpoint/` (model, optimizer moments, loop state) atomically.
     pub fn save_checkpoint(&mut self) -> Result<()> {
         self.state.positions = self.objectives.iter().map(|o| o.position()).collect();
         self.state.weighting = self.weighting.state();
         let dest = self.run_dir.join("checkpoint");
+        let tensors = plain_tensors(&self.model);
+        self.check_finite(&tensors)?;
         let staged = staging_dir(&dest)?;
-        write_atomic(&staged.join("model.safetensors"), &to_safetensors_bytes(&plain_tensors(&self.model))?)?;
+        write_atomic(&staged.join("model.safetensors"), &to_safetensors_bytes(&tensors)?)?;
         write_atomic(&staged.join("optimizer.safetensors"), &to_safetensors_bytes(&self.optim.state_tensors(&self.paths))?)?;
         let state = json!({"train": self.state, "optimizer_steps": self.optim.steps()});
         write_atomic(&staged.join("state.json"), serde_json::to_string_pretty(&state)?.as_bytes())?;
