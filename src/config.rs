@@ -51,9 +51,10 @@ pub struct ModelSection {
     pub max_length: usize,
     /// Dropout of the classification head.
     pub head_dropout: f64,
-    /// How the head's Linear(h, h) starts: `pooler` copies the checkpoint's pretrained pooler
-    /// when it has one (as `BertForSequenceClassification`), `random` always starts fresh
-    /// (the TARTAN reference's head).
+    /// How the head's Linear(h, h) starts: `random` (the TARTAN reference's head), or `pooler`,
+    /// copying the checkpoint's pretrained pooler when it has one (as
+    /// `BertForSequenceClassification`). On all-MiniLM-L6-v2, whose pooler is unused by its
+    /// training, `pooler` was worse (docs/RESULTS.md).
     pub head_init: HeadInit,
 }
 
@@ -66,7 +67,7 @@ pub enum HeadInit {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { name: String::new(), max_length: 512, head_dropout: 0.1, head_init: HeadInit::Pooler }
+        Self { name: String::new(), max_length: 512, head_dropout: 0.1, head_init: HeadInit::Random }
     }
 }
 
@@ -197,6 +198,9 @@ pub struct TrainSection {
     /// the run stops.
     pub max_nonfinite_steps: usize,
     pub log_every: usize,
+    /// Group examples of similar length into batches (less padding, faster); false: plain
+    /// shuffled batches.
+    pub bucket: bool,
 }
 
 impl Default for TrainSection {
@@ -218,6 +222,7 @@ impl Default for TrainSection {
             clip_separately: true,
             max_nonfinite_steps: 5,
             log_every: 10,
+            bucket: true,
         }
     }
 }

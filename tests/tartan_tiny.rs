@@ -52,11 +52,11 @@ fn parts(setup: &TinySetup, cfg: &RunConfig) -> Parts {
     let classifier = ClassificationHead::new(32, task.labels.len(), 0.0, &device);
     let model = set_dropout(TartanModel { encoder, classifier, mlm }, false);
     let pad = p.tokenizer.pad_id;
-    let mut objectives: Vec<Box<dyn Objective>> = vec![Box::new(Classification::new(task.train.clone(), 8, 0, pad))];
+    let mut objectives: Vec<Box<dyn Objective>> = vec![Box::new(Classification::new(task.train.clone(), 8, 0, pad, true))];
     for a in &cfg.aux {
         let corpus = Corpus::open(&a.name, &a.file, &p.tokenizer, 32, &setup.path("cache")).unwrap();
         let masker = Masker { prob: 0.15, mask_id: p.tokenizer.mask_id.unwrap(), vocab_size: p.config.vocab_size as u32, special: p.tokenizer.special_ids.clone() };
-        objectives.push(Box::new(MaskedLm::new(corpus, 8, masker, pad, 0)));
+        objectives.push(Box::new(MaskedLm::new(corpus, 8, masker, pad, 0, true)));
     }
     Parts { model, objectives, task, pad, device }
 }

@@ -16,8 +16,8 @@ pub struct Classification {
 }
 
 impl Classification {
-    pub fn new(data: Split, batch_size: usize, seed: u64, pad_id: u32) -> Self {
-        let stream = BatchStream::new(data.lengths(), batch_size, seed);
+    pub fn new(data: Split, batch_size: usize, seed: u64, pad_id: u32, bucket: bool) -> Self {
+        let stream = BatchStream::new(data.lengths(), batch_size, seed, bucket);
         Self { data, stream, pad_id }
     }
 }

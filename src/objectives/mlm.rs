@@ -23,8 +23,8 @@ pub struct MaskedLm {
 }
 
 impl MaskedLm {
-    pub fn new(corpus: Corpus, batch_size: usize, masker: Masker, pad_id: u32, seed: u64) -> Self {
-        let stream = BatchStream::new(corpus.lengths(), batch_size, seed ^ name_hash(&corpus.name));
+    pub fn new(corpus: Corpus, batch_size: usize, masker: Masker, pad_id: u32, seed: u64, bucket: bool) -> Self {
+        let stream = BatchStream::new(corpus.lengths(), batch_size, seed ^ name_hash(&corpus.name), bucket);
         Self { corpus, stream, masker, pad_id, seed }
     }
 

@@ -172,7 +172,7 @@ impl Trainer {
 
         let t = &cfg.train;
         let pad = pretrained.tokenizer.pad_id;
-        let end_task = Classification::new(task.train.clone(), t.batch_size, cfg.seed, pad);
+        let end_task = Classification::new(task.train.clone(), t.batch_size, cfg.seed, pad, t.bucket);
         let end_task_steps = end_task.batches_per_epoch().div_ceil(t.grad_accum);
         let mut objectives: Vec<Box<dyn Objective>> = Vec::new();
         if phase == Phase::Main {
@@ -189,7 +189,7 @@ impl Trainer {
                 special: pretrained.tokenizer.special_ids.clone(),
             };
             let batch = if a.batch_size > 0 { a.batch_size } else { t.batch_size };
-            objectives.push(Box::new(MaskedLm::new(corpus, batch, masker, pad, cfg.seed)));
+            objectives.push(Box::new(MaskedLm::new(corpus, batch, masker, pad, cfg.seed, t.bucket)));
         }
         let weighting: Box<dyn Weighting> = match (phase, cfg.strategy) {
             (Phase::Main, Strategy::MtTartan) => Box::new(Fixed(cfg.fixed_weights())),

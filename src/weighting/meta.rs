@@ -56,7 +56,7 @@ impl MetaTartan {
     pub fn new(cfg: MetaSection, n_tasks: usize, accum: usize, model: &TartanModel, dev: Split, n_labels: usize, pad_id: u32, seed: u64) -> Self {
         let mut sample_source = dev.clone();
         let sample = sample_source.hold_out(cfg.dev_head_sample.min(dev.len()), seed);
-        let dev_stream = BatchStream::new(dev.lengths(), cfg.dev_batch, seed ^ 0x5eed);
+        let dev_stream = BatchStream::new(dev.lengths(), cfg.dev_batch, seed ^ 0x5eed, true);
         let encoder_ids = param_paths(model).into_iter().filter(|(_, p)| is_encoder_param(p)).map(|(id, _)| id).collect();
         Self {
             cfg,
