@@ -11,6 +11,7 @@ use burn::nn::{
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor};
 
+use super::dropout::dropout;
 use super::config::{Family, ModelConfig};
 
 /// One padded batch as the encoder sees it; masks are 1 for tokens and 0 for padding.
@@ -77,7 +78,7 @@ impl Embeddings {
         let x = self.word_embeddings.forward(input.input_ids.clone())
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(input.token_type_ids.clone());
-        self.dropout.forward(self.LayerNorm.forward(x))
+        dropout(&self.dropout, self.LayerNorm.forward(x))
     }
 }
 
@@ -101,7 +102,7 @@ impl SelfAttention {
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x));
         let scores = q.matmul(k.transpose()).mul_scalar(1.0 / (head_dim as f64).sqrt()) + mask_bias;
-        let probs = self.dropout.forward(softmax(scores, 3));
+        let probs = dropout(&self.dropout, softmax(scores, 3));
         probs.matmul(v).swap_dims(1, 2).reshape([b, s, h])
     }
 }
@@ -124,7 +125,7 @@ impl ResidualOutput {
     }
 
     fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        self.LayerNorm.forward(self.dropout.forward(self.dense.forward(x)) + residual)
+        self.LayerNorm.forward(dropout(&self.dropout, self.dense.forward(x)) + residual)
     }
 }
 

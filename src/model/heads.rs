@@ -6,6 +6,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::bert::{layer_norm, linear};
+use super::dropout::dropout;
 use super::config::ModelConfig;
 
 /// TARTAN's end-task head: CLS of the last layer -> dropout -> Linear(h, h) + tanh -> dropout ->
@@ -33,8 +34,8 @@ impl ClassificationHead {
 
     /// Logits from CLS vectors `[batch, hidden]`, e.g. features computed once without autodiff.
     pub fn forward_features(&self, cls: Tensor<2>) -> Tensor<2> {
-        let x = self.dense.forward(self.dropout.forward(cls)).tanh();
-        self.out_proj.forward(self.dropout.forward(x))
+        let x = self.dense.forward(dropout(&self.dropout, cls)).tanh();
+        self.out_proj.forward(dropout(&self.dropout, x))
     }
 }
 

@@ -293,7 +293,9 @@ impl Trainer {
                 );
             }
             // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones.
-            self.device.seed(self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(self.state.step as u64));
+            let step_seed = self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(self.state.step as u64);
+            self.device.seed(step_seed);
+            crate::model::dropout::reseed(step_seed);
             let outcome = self.train_step()?;
             self.state.step += 1;
             let step = self.state.step;
