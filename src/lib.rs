@@ -1,6 +1,7 @@
 //! tartan: end-task aware training (TARTAN, Dery et al. 2022) of BERT/RoBERTa encoders.
 
 pub mod data;
+pub mod device;
 pub mod model;
 
 pub mod objectives;

@@ -188,3 +188,25 @@ fn tiny_roberta_mlm_matches_pytorch() {
     parity("tiny-roberta-mlm", Path::new("reference/tiny-roberta-mlm"));
 }
 
+
+/// A saved model holds exactly the original checkpoint's encoder tensors, under the same
+/// names and shapes (what `transformers` needs to load it); the unused pooler is not kept.
+#[test]
+fn saved_minilm_has_the_original_keys_shapes_and_values() {
+    let Some(shared) = shared_dir() else { return };
+    let dir = shared.join("models/all-MiniLM-L6-v2");
+    let p = Pretrained::from_dir(&dir).unwrap();
+    let (encoder, _) = p.load(false, &Device::flex()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    tartan::train::checkpoint::save_pretrained(&out.path().join("m"), &encoder, None, &p.config, &p.tokenizer).unwrap();
+    let original = weights::read_plain(&dir.join("model.safetensors")).unwrap();
+    let saved = weights::read_plain(&out.path().join("m/model.safetensors")).unwrap();
+    let expected: Vec<&String> = original.keys().filter(|k| !k.starts_with("pooler.")).collect();
+    assert_eq!(saved.keys().collect::<Vec<_>>(), expected);
+    for (k, v) in &saved {
+        assert_eq!(v, &original[k], "{k} changed on the way through tartan");
+    }
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("m/config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertModel");
+    assert_eq!(config["hidden_size"], 384);
+}

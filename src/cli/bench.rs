@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 
 use crate::config::{AuxCorpus, RunConfig, Strategy};
@@ -99,7 +98,7 @@ fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
     let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let labels: Vec<usize> = (0..batch).map(|i| i % 13).collect();
     let forward = matches!(args.workload, Workload::Forward);
-    let device = if forward { Device::flex() } else { Device::flex().autodiff() };
+    let device = if forward { crate::device::compute() } else { crate::device::compute().autodiff() };
     device.seed(0);
     let (encoder, _) = p.load(false, &device)?;
     let classifier = ClassificationHead::new(p.config.hidden_size, 13, 0.1, &device);
@@ -133,7 +132,7 @@ fn epoch(args: &BenchArgs, len: usize) -> Result<f64> {
     let rows = read_jsonl(&args.task.join("train.jsonl"))?;
     let n = if args.smoke { 64 } else { rows.len() };
     let refs: Vec<&str> = rows.iter().take(n).map(|r| r.text.as_str()).collect();
-    let device = Device::flex();
+    let device = crate::device::compute();
     let start = Instant::now();
     let ids = p.tokenizer.encode_batch(&refs, len)?;
     let (encoder, _) = p.load(false, &device)?;

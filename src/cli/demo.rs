@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use burn::tensor::Device;
 use clap::Args;
 
 use crate::config::{AuxCorpus, Metric, RunConfig, Strategy};
@@ -80,7 +79,7 @@ fn synthetic_config(args: &DemoArgs) -> Result<RunConfig> {
     let words: Vec<String> = words.into_iter().map(String::from).collect();
     let tokenizer = word_level_tokenizer(&words)?;
     let config = ModelConfig::tiny_bert(tokenizer.vocab_size(), 32, 2, 4, 64);
-    let device = Device::flex();
+    let device = crate::device::compute();
     device.seed(args.seed);
     let model = args.output.join("model");
     save_pretrained(&model, &Bert::new(&config, &device), Some(&MlmHead::new(&config, &device)), &config, &tokenizer)?;

@@ -2,7 +2,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use burn::module::Module;
-use burn::tensor::Device;
 use clap::Args;
 
 use crate::data::task::Split;
@@ -22,7 +21,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let device = Device::flex();
+    let device = crate::device::compute();
     let saved = load_model(&args.model, &device)?;
     let split = Split::load(&args.data, &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)?;
     let scores = evaluate(&saved.model.valid(), &split, &saved.labels, args.batch_size, saved.pretrained.tokenizer.pad_id, &device);

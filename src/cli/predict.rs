@@ -3,7 +3,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::tensor::Device;
 use clap::Args;
 
 use crate::train::checkpoint::load_model;
@@ -22,7 +21,7 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
-    let device = Device::flex();
+    let device = crate::device::compute();
     let saved = load_model(&args.model, &device)?;
     let (name, reader): (String, Box<dyn BufRead>) = match args.input.as_deref() {
         None => ("stdin".into(), Box::new(std::io::stdin().lock())),

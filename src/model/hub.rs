@@ -12,6 +12,12 @@ const NEEDED: [&str; 2] = ["config.json", "tokenizer.json"];
 /// existing folder is used as it is; otherwise it is a Hub id, looked up in the HF cache
 /// (`HF_HOME` / `HF_HUB_CACHE`) and downloaded there unless `HF_HUB_OFFLINE=1`.
 pub fn resolve(spec: &str) -> Result<PathBuf> {
+    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    resolve_in(spec, &Cache::from_env(), offline)
+}
+
+/// `resolve` with an explicit cache and offline switch.
+pub fn resolve_in(spec: &str, cache: &Cache, offline: bool) -> Result<PathBuf> {
     let path = Path::new(spec);
     if path.is_dir() {
         for f in NEEDED {
@@ -24,12 +30,10 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
     if spec.starts_with('.') || spec.starts_with('/') || spec.matches('/').count() > 1 {
         bail!("model folder {spec} does not exist");
     }
-    let cache = Cache::from_env();
     let repo = cache.model(spec.to_string());
     if let Some(dir) = cached_dir(&repo) {
         return Ok(dir);
     }
-    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     let hint = format!(
         "`{spec}` is not a local folder and is not in the Hugging Face cache at {}.\n  Fix: pass the path of a folder with config.json, tokenizer.json and model.safetensors, \
          or download it where the Hub is reachable (`huggingface-cli download {spec}`) and set HF_HOME to that cache",

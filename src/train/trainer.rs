@@ -153,7 +153,7 @@ impl Trainer {
             (Phase::Main, Strategy::MtTartan | Strategy::MetaTartan) => (0..cfg.aux.len()).collect(),
             (Phase::Main, _) => vec![],
         };
-        let device = Device::flex().autodiff();
+        let device = crate::device::compute().autodiff();
         device.seed(cfg.seed);
         let with_mlm = !aux_used.is_empty();
         if with_mlm && pretrained.tokenizer.mask_id.is_none() {
@@ -404,7 +404,7 @@ impl Trainer {
     fn evaluate_and_select(&mut self, step: usize) -> Result<()> {
         let metric = self.cfg.metric();
         let eval_model = self.model.valid();
-        let plain = Device::flex();
+        let plain = crate::device::compute();
         let bs = self.cfg.eval.batch_size;
         let pad = self.pretrained.tokenizer.pad_id;
         let mut dev_value = None;

@@ -93,7 +93,7 @@ impl MetaTartan {
 
 /// CLS features of `split` through the encoder without autodiff or dropout.
 pub fn dev_features(model: &TartanModel, split: &Split, pad_id: u32) -> Tensor<2> {
-    let plain = Device::flex();
+    let plain = crate::device::compute();
     let encoder = model.encoder.valid();
     let seqs: Vec<&[u32]> = split.ids.iter().map(Vec::as_slice).collect();
     cls_vector(encoder.forward(&collate(&seqs, pad_id, &plain)))
