@@ -1,0 +1,84 @@
+//! Faults through the real binary: Ctrl-C saves and exits cleanly, `kill -9` loses only the
+//! steps since the last checkpoint, and both resume.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::tiny::{TinySetup, tiny_setup};
+
+fn config(setup: &TinySetup, run: &str) -> std::path::PathBuf {
+    let p = |n: &str| setup.path(n).display().to_string();
+    let text = format!(
+        "output_dir = \"{}\"\n[model]\nname = \"{}\"\nmax_length = 32\n[task]\ntrain = \"{}\"\ndev = \"{}\"\n[train]\nbatch_size = 16\nmax_steps = 100000\nlog_every = 1\nlr = 5e-3\nhead_lr = 5e-3\n[eval]\nevery_steps = 20\nbatch_size = 100\ntest = false\n",
+        p(run),
+        setup.model.display(),
+        p("train.jsonl"),
+        p("dev.jsonl")
+    );
+    let path = setup.path(&format!("{run}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tartan")).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn train_steps(run: &std::path::Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap_or_default().lines().filter(|l| l.contains("\"type\":\"train\"")).count()
+}
+
+fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn checkpoint_step(run: &std::path::Path) -> usize {
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap()).unwrap();
+    state["train"]["step"].as_u64().unwrap() as usize
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
+    let setup = tiny_setup(41);
+    let cfg = config(&setup, "sigint");
+    let run = setup.path("sigint");
+    let child = spawn(&["train", "--config", cfg.to_str().unwrap()]);
+    wait_for("30 steps", Duration::from_secs(120), || train_steps(&run) >= 30);
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("interrupted at step") && stderr.contains("--resume"), "{stderr}");
+    let saved = checkpoint_step(&run);
+    assert!(saved >= 30, "checkpoint at step {saved}");
+    let limit = format!("train.max_steps={}", saved + 10);
+    let out = spawn(&["train", "--resume", run.to_str().unwrap(), "--set", &limit]).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("resumed {} at step {saved}", run.display())));
+    assert_eq!(checkpoint_step(&run), saved + 10);
+}
+
+#[test]
+fn kill_9_loses_at_most_the_steps_since_the_last_checkpoint() {
+    let setup = tiny_setup(42);
+    let cfg = config(&setup, "sigkill");
+    let run = setup.path("sigkill");
+    let mut child = spawn(&["train", "--config", cfg.to_str().unwrap()]);
+    wait_for("a checkpoint and 10 more steps", Duration::from_secs(120), || run.join("checkpoint/state.json").exists() && train_steps(&run) >= 50);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let saved = checkpoint_step(&run);
+    let logged = train_steps(&run);
+    assert!(logged - saved <= 20, "checkpoint at {saved}, {logged} steps logged: more than the 20 steps between checkpoints were lost");
+    let limit = format!("train.max_steps={}", saved + 5);
+    let out = spawn(&["train", "--resume", run.to_str().unwrap(), "--set", &limit]).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(run.join("best/model.safetensors").exists());
+}
