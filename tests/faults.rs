@@ -82,3 +82,29 @@ fn kill_9_loses_at_most_the_steps_since_the_last_checkpoint() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(run.join("best/model.safetensors").exists());
 }
+
+/// A write that fails for lack of space (simulated with a file-size limit, `ulimit -f`) is an
+/// error naming the file, and the previous checkpoint stays whole.
+#[test]
+fn a_full_disk_is_an_error_and_keeps_the_previous_checkpoint() {
+    let setup = tiny_setup(43);
+    let cfg = config(&setup, "full");
+    let run = setup.path("full");
+    let out = spawn(&["train", "--config", cfg.to_str().unwrap(), "--set", "train.max_steps=20"]).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = std::fs::read(run.join("checkpoint/model.safetensors")).unwrap();
+    assert!(before.len() > 100 * 1024, "the tiny model must be larger than the limit below");
+
+    // Ignore SIGXFSZ so an over-limit write fails with EFBIG, as on a full disk.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 100; exec {} train --resume {} --set train.max_steps=40",
+        env!("CARGO_BIN_EXE_tartan"),
+        run.display()
+    );
+    let out = Command::new("bash").arg("-c").arg(&script).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run succeeded despite the limit: {stderr}");
+    assert!(stderr.contains("cannot write") && stderr.contains("is the disk full?") && stderr.contains("previous version is kept"), "{stderr}");
+    assert_eq!(std::fs::read(run.join("checkpoint/model.safetensors")).unwrap(), before);
+    assert_eq!(checkpoint_step(&run), 20);
+}
