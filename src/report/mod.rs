@@ -1,6 +1,7 @@
 //! Reading a run's `metrics.jsonl` and drawing its charts.
 
 pub mod charts;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
