@@ -5,6 +5,7 @@ pub mod demo;
 pub mod eval;
 pub mod predict;
 pub mod report;
+pub mod sweep;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Summarise finished runs: Markdown, charts and, for several runs, the comparison table.
     Report(report::ReportArgs),
+    /// Run a grid of task configs x strategies x seeds and tabulate the results.
+    Sweep(sweep::SweepArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -41,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Report(a) => report::run(a),
+        Command::Sweep(a) => sweep::run(a),
     }
 }
