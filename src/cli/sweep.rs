@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::config::{RunConfig, Strategy};
-use crate::report::summary::{RunSummary, table, table_markdown};
+use crate::report::summary::{RunSummary, mean_std, table, table_markdown};
 use crate::train::fsutil::write_atomic;
 
 #[derive(Args)]
@@ -61,9 +61,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let mut json = serde_json::Map::new();
     for ((strategy, task), (dev, test)) in table(&runs) {
         for (split, values) in [("dev", &dev), ("test", &test)] {
-            let n = values.len() as f64;
-            let mean = values.iter().sum::<f64>() / n.max(1.0);
-            let std = if values.len() > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+            let (mean, std) = if values.is_empty() { (f64::NAN, f64::NAN) } else { mean_std(values) };
             let list: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
             let _ = writeln!(csv, "{strategy},{task},{split},{mean:.2},{std:.2},{},{}", values.len(), list.join(";"));
             json.insert(format!("{strategy}/{task}/{split}"), serde_json::json!({"mean": mean, "std": std, "values": values}));

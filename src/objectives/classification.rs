@@ -5,7 +5,7 @@ use burn::tensor::Device;
 
 use super::loss::cross_entropy;
 use super::{Objective, ObjectiveLoss};
-use crate::data::batch::{BatchStream, DataPosition, collate, labels_tensor};
+use crate::data::batch::{BatchStream, collate, labels_tensor};
 use crate::data::task::Split;
 use crate::model::TartanModel;
 
@@ -37,15 +37,11 @@ impl Objective for Classification {
         Ok(ObjectiveLoss { loss, stats: vec![] })
     }
 
-    fn batches_per_epoch(&self) -> usize {
-        self.stream.batches_per_epoch()
+    fn stream(&self) -> &BatchStream {
+        &self.stream
     }
 
-    fn position(&self) -> DataPosition {
-        self.stream.position()
-    }
-
-    fn seek(&mut self, position: DataPosition) {
-        self.stream.seek(position)
+    fn stream_mut(&mut self) -> &mut BatchStream {
+        &mut self.stream
     }
 }

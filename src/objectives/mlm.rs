@@ -68,15 +68,11 @@ impl Objective for MaskedLm {
         Ok(ObjectiveLoss { loss, stats: vec![("mlm_accuracy", correct as f64 / n.max(1) as f64)] })
     }
 
-    fn batches_per_epoch(&self) -> usize {
-        self.stream.batches_per_epoch()
+    fn stream(&self) -> &BatchStream {
+        &self.stream
     }
 
-    fn position(&self) -> DataPosition {
-        self.stream.position()
-    }
-
-    fn seek(&mut self, position: DataPosition) {
-        self.stream.seek(position)
+    fn stream_mut(&mut self) -> &mut BatchStream {
+        &mut self.stream
     }
 }

@@ -8,7 +8,7 @@ pub mod mlm;
 use anyhow::Result;
 use burn::tensor::{Device, Tensor};
 
-use crate::data::batch::DataPosition;
+use crate::data::batch::{BatchStream, DataPosition};
 use crate::model::TartanModel;
 
 /// One objective's loss on one batch, with figures worth logging (name, value).
@@ -24,9 +24,20 @@ pub trait Objective {
     /// The loss on this objective's next training batch (advances its data position).
     fn next_loss(&mut self, model: &TartanModel, device: &Device) -> Result<ObjectiveLoss>;
 
-    fn batches_per_epoch(&self) -> usize;
+    /// The objective's stream of training batches (position, epoch length, resume).
+    fn stream(&self) -> &BatchStream;
 
-    fn position(&self) -> DataPosition;
+    fn stream_mut(&mut self) -> &mut BatchStream;
 
-    fn seek(&mut self, position: DataPosition);
+    fn batches_per_epoch(&self) -> usize {
+        self.stream().batches_per_epoch()
+    }
+
+    fn position(&self) -> DataPosition {
+        self.stream().position()
+    }
+
+    fn seek(&mut self, position: DataPosition) {
+        self.stream_mut().seek(position)
+    }
 }
