@@ -9,6 +9,7 @@ extra=("$@")
 "$bin" bench step --reps 10 "${extra[@]}"
 "$bin" bench forward --reps 10 "${extra[@]}"
 "$bin" bench epoch "${extra[@]}"
+"$bin" bench eval "${extra[@]}"
 for k in 1 2 4; do
   "$bin" bench meta --aux "$k" --reps 3 "${extra[@]}"
 done
