@@ -67,7 +67,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Workload::Meta => format!("meta-tartan step, {} aux, batches of {batch}", args.aux),
     };
     let rss = peak_rss_mb();
-    println!("{}", serde_json::json!({"workload": name, "median": secs, "peak_rss_mb": rss, "threads": rayon_threads()}));
+    println!("{}", serde_json::json!({"workload": name, "median": secs, "peak_rss_mb": rss, "threads": cpu_threads()}));
     Ok(())
 }
 
@@ -215,6 +215,6 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn rayon_threads() -> usize {
+fn cpu_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
