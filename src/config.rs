@@ -296,9 +296,8 @@ impl RunConfig {
         }
         let where_ = path.map(|p| p.display().to_string()).unwrap_or_else(|| "--set".into());
         check_keys(&doc, &toml::Value::try_from(RunConfig::default())?, "", &where_)?;
-        let config: RunConfig = toml::Value::Table(doc)
-            .try_into()
-            .map_err(|e| anyhow::anyhow!("{where_}: {}", e.to_string().trim()))?;
+        let config: RunConfig =
+            toml::Value::Table(doc).try_into().map_err(|e| anyhow::anyhow!("{where_}: {}", e.to_string().trim()))?;
         config.validate()?;
         Ok(config)
     }
@@ -311,7 +310,12 @@ impl RunConfig {
         if self.task.train.as_os_str().is_empty() {
             bail!("task.train is not set: give the end-task's training JSONL file");
         }
-        for (name, v) in [("train.batch_size", t.batch_size), ("train.grad_accum", t.grad_accum), ("eval.batch_size", self.eval.batch_size), ("model.max_length", self.model.max_length)] {
+        for (name, v) in [
+            ("train.batch_size", t.batch_size),
+            ("train.grad_accum", t.grad_accum),
+            ("eval.batch_size", self.eval.batch_size),
+            ("model.max_length", self.model.max_length),
+        ] {
             if v == 0 {
                 bail!("{name} must be at least 1");
             }
@@ -334,7 +338,9 @@ impl RunConfig {
             bail!("eval.patience needs dev data to watch: set task.dev or eval.patience = 0");
         }
         if self.strategy == Strategy::MetaTartan && self.meta.source == MetaSource::Dev && self.task.dev.is_none() {
-            bail!("strategy meta-tartan takes its meta-gradient from dev data: set task.dev, or meta.source = \"train-holdout\"");
+            bail!(
+                "strategy meta-tartan takes its meta-gradient from dev data: set task.dev, or meta.source = \"train-holdout\""
+            );
         }
         if self.strategy != Strategy::Finetune && self.aux.is_empty() {
             bail!("strategy {} needs at least one [[aux]] corpus (name and file)", self.strategy_name());
@@ -355,7 +361,11 @@ impl RunConfig {
             }
         }
         let m = &self.meta;
-        for (name, v) in [("meta.update_every", m.update_every), ("meta.dev_head_sample", m.dev_head_sample), ("meta.dev_batch", m.dev_batch)] {
+        for (name, v) in [
+            ("meta.update_every", m.update_every),
+            ("meta.dev_head_sample", m.dev_head_sample),
+            ("meta.dev_batch", m.dev_batch),
+        ] {
             if v == 0 {
                 bail!("{name} must be at least 1");
             }
@@ -373,7 +383,9 @@ impl RunConfig {
     /// Fixed task weights for mt-tartan: end-task first, then each corpus; 1/(1+K) unless given.
     pub fn fixed_weights(&self) -> Vec<f64> {
         let equal = 1.0 / (1 + self.aux.len()) as f64;
-        std::iter::once(self.task.weight.unwrap_or(equal)).chain(self.aux.iter().map(|a| a.weight.unwrap_or(equal))).collect()
+        std::iter::once(self.task.weight.unwrap_or(equal))
+            .chain(self.aux.iter().map(|a| a.weight.unwrap_or(equal)))
+            .collect()
     }
 
     pub fn cache_dir(&self) -> PathBuf {
@@ -423,7 +435,9 @@ fn check_keys(doc: &toml::Table, schema: &toml::Value, prefix: &str, where_: &st
                 }
             }
             Some(sub) if sub.is_array() => {
-                if let (Some(items), Some(item_schema)) = (value.as_array(), ARRAY_ITEMS.iter().find(|(k, _)| *k == full).map(|(_, f)| f())) {
+                if let (Some(items), Some(item_schema)) =
+                    (value.as_array(), ARRAY_ITEMS.iter().find(|(k, _)| *k == full).map(|(_, f)| f()))
+                {
                     for item in items.iter().filter_map(|i| i.as_table()) {
                         check_keys(item, &item_schema, &format!("{full}."), where_)?;
                     }
@@ -432,10 +446,15 @@ fn check_keys(doc: &toml::Table, schema: &toml::Value, prefix: &str, where_: &st
             Some(_) => {}
             None if OPTIONAL_KEYS.contains(&full.as_str()) => {}
             None => {
-                let candidates = schema.keys().map(|k| format!("{prefix}{k}")).chain(OPTIONAL_KEYS.iter().filter(|k| k.starts_with(prefix)).map(|k| k.to_string()));
+                let candidates = schema
+                    .keys()
+                    .map(|k| format!("{prefix}{k}"))
+                    .chain(OPTIONAL_KEYS.iter().filter(|k| k.starts_with(prefix)).map(|k| k.to_string()));
                 let best = candidates.min_by_key(|c| strsim::levenshtein(c, &full));
                 match best {
-                    Some(b) => bail!("{where_}: unknown setting `{full}`; did you mean `{b}`? (docs/CONFIG.md lists every setting)"),
+                    Some(b) => bail!(
+                        "{where_}: unknown setting `{full}`; did you mean `{b}`? (docs/CONFIG.md lists every setting)"
+                    ),
                     None => bail!("{where_}: unknown setting `{full}` (docs/CONFIG.md lists every setting)"),
                 }
             }
@@ -449,7 +468,8 @@ const OPTIONAL_KEYS: [&str; 6] = ["task.dev", "task.test", "task.metric", "task.
 
 /// Arrays of tables and the schema of one item.
 type ItemSchema = fn() -> toml::Value;
-const ARRAY_ITEMS: [(&str, ItemSchema); 1] = [("aux", || toml::Value::try_from(AuxCorpus::default()).expect("serialisable"))];
+const ARRAY_ITEMS: [(&str, ItemSchema); 1] =
+    [("aux", || toml::Value::try_from(AuxCorpus::default()).expect("serialisable"))];
 
 #[cfg(test)]
 mod tests {

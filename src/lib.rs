@@ -4,9 +4,9 @@ pub mod data;
 pub mod device;
 pub mod model;
 
-pub mod objectives;
+pub mod cli;
 pub mod config;
+pub mod objectives;
+pub mod report;
 pub mod train;
 pub mod weighting;
-pub mod cli;
-pub mod report;

@@ -41,7 +41,9 @@ fn bom_crlf_numeric_labels_and_long_lines_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("d.jsonl");
     let long = "word ".repeat(2_000_000);
-    let text = format!("\u{feff}{{\"text\": \"a\", \"label\": 3}}\r\n\r\n{{\"text\": \"{long}\", \"label\": \"x\", \"metadata\": [1]}}\r\n");
+    let text = format!(
+        "\u{feff}{{\"text\": \"a\", \"label\": 3}}\r\n\r\n{{\"text\": \"{long}\", \"label\": \"x\", \"metadata\": [1]}}\r\n"
+    );
     std::fs::write(&p, text).unwrap();
     let rows = read_jsonl(&p).unwrap();
     assert_eq!(rows.len(), 2);
@@ -85,7 +87,13 @@ fn model_folder_problems_are_explained() {
         }
         dir
     };
-    let err = |dir: &Path| Pretrained::from_dir(dir).and_then(|p| p.load(false, &burn::tensor::Device::flex()).map(|_| ())).err().map(|e| format!("{e:#}")).unwrap_or_default();
+    let err = |dir: &Path| {
+        Pretrained::from_dir(dir)
+            .and_then(|p| p.load(false, &burn::tensor::Device::flex()).map(|_| ()))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
+    };
 
     let no_config = copy("no-config");
     std::fs::remove_file(no_config.join("config.json")).unwrap();
@@ -102,16 +110,21 @@ fn model_folder_problems_are_explained() {
 
     // A config that does not belong to the weights: every wrongly shaped key is listed.
     let wrong = copy("wrong-shape");
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(wrong.join("config.json")).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(wrong.join("config.json")).unwrap()).unwrap();
     cfg["intermediate_size"] = serde_json::json!(100);
     cfg["num_hidden_layers"] = serde_json::json!(3);
     std::fs::write(wrong.join("config.json"), cfg.to_string()).unwrap();
     let e = err(&wrong);
-    assert!(e.contains("wrongly shaped: encoder.layer.0.intermediate.dense.weight: checkpoint [128, 32], model [100, 32]"), "{e}");
+    assert!(
+        e.contains("wrongly shaped: encoder.layer.0.intermediate.dense.weight: checkpoint [128, 32], model [100, 32]"),
+        "{e}"
+    );
     assert!(e.contains("missing keys: encoder.layer.2.attention.self.query.weight"), "{e}");
 
     let bad_type = copy("bad-type");
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(bad_type.join("config.json")).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bad_type.join("config.json")).unwrap()).unwrap();
     cfg["model_type"] = serde_json::json!("gpt2");
     std::fs::write(bad_type.join("config.json"), cfg.to_string()).unwrap();
     assert!(err(&bad_type).contains("model_type `gpt2` is not supported"), "{}", err(&bad_type));
@@ -139,7 +152,10 @@ fn impossible_configurations_are_refused() {
         (&["aux=[{name = \"a\", file = \"x\"}, {name = \"a\", file = \"y\"}]"], "used twice"),
     ];
     for (sets, expected) in cases {
-        let mut all = vec![format!("model.name={}", setup.model.display()), format!("task.train={}", setup.path("train.jsonl").display())];
+        let mut all = vec![
+            format!("model.name={}", setup.model.display()),
+            format!("task.train={}", setup.path("train.jsonl").display()),
+        ];
         all.extend(sets.iter().map(|s| s.to_string()));
         let err = tartan::config::RunConfig::load(None, &all).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains(expected), "{sets:?}: expected `{expected}` in `{err}`");
@@ -155,6 +171,10 @@ fn impossible_configurations_are_refused() {
     );
     let err = no_dev.err().unwrap().to_string();
     assert!(err.contains("meta-tartan takes its meta-gradient from dev data: set task.dev"), "{err}");
-    let err = tartan::config::RunConfig::load(None, &["aux=[{name = \"a\", file = \"x\", mask_probability = 0.2}]".into()]).err().unwrap().to_string();
+    let err =
+        tartan::config::RunConfig::load(None, &["aux=[{name = \"a\", file = \"x\", mask_probability = 0.2}]".into()])
+            .err()
+            .unwrap()
+            .to_string();
     assert!(err.contains("unknown setting `aux.mask_probability`; did you mean `aux.mask_prob`?"), "{err}");
 }

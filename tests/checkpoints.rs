@@ -22,13 +22,21 @@ fn sharded_checkpoint_loads_like_a_single_file() {
     }
     let (mut first, mut second, mut map) = (vec![], vec![], serde_json::Map::new());
     for (i, (k, (shape, values))) in all.iter().enumerate() {
-        let (list, file) = if i % 2 == 0 { (&mut first, "model-00001-of-00002.safetensors") } else { (&mut second, "model-00002-of-00002.safetensors") };
+        let (list, file) = if i % 2 == 0 {
+            (&mut first, "model-00001-of-00002.safetensors")
+        } else {
+            (&mut second, "model-00002-of-00002.safetensors")
+        };
         list.push((k.clone(), shape.clone(), values.clone()));
         map.insert(k.clone(), serde_json::json!(file));
     }
     std::fs::write(sharded.join("model-00001-of-00002.safetensors"), to_safetensors_bytes(&first).unwrap()).unwrap();
     std::fs::write(sharded.join("model-00002-of-00002.safetensors"), to_safetensors_bytes(&second).unwrap()).unwrap();
-    std::fs::write(sharded.join("model.safetensors.index.json"), serde_json::json!({"metadata": {}, "weight_map": map}).to_string()).unwrap();
+    std::fs::write(
+        sharded.join("model.safetensors.index.json"),
+        serde_json::json!({"metadata": {}, "weight_map": map}).to_string(),
+    )
+    .unwrap();
 
     let (enc2, mlm2) = Pretrained::from_dir(&sharded).unwrap().load(true, &Device::flex()).unwrap();
     assert_eq!(hf_tensors(&encoder, "", None), hf_tensors(&enc2, "", None));
@@ -42,7 +50,10 @@ fn hub_ids_resolve_from_the_cache_and_offline_misses_say_where_they_looked() {
     let cache_dir = setup.path("hf-cache");
     let cache = hf_hub::Cache::new(cache_dir.clone());
     let err = hub::resolve_in("someone/tiny-bert", &cache, true).unwrap_err().to_string();
-    assert!(err.contains("not in the Hugging Face cache at") && err.contains(&cache_dir.display().to_string()), "{err}");
+    assert!(
+        err.contains("not in the Hugging Face cache at") && err.contains(&cache_dir.display().to_string()),
+        "{err}"
+    );
     assert!(err.contains("HF_HUB_OFFLINE") && err.contains("huggingface-cli download someone/tiny-bert"), "{err}");
 
     // The standard cache layout: models--org--name/snapshots/<rev>/ and refs/main.
@@ -63,7 +74,18 @@ fn hub_ids_resolve_from_the_cache_and_offline_misses_say_where_they_looked() {
 fn gradient_accumulation_and_early_stopping_work() {
     let setup = tiny_setup(33);
     let run = setup.path("accum");
-    let cfg = tiny_config(&setup, &run, &["train.grad_accum=2", "train.batch_size=8", "eval.every_steps=5", "eval.patience=2", "train.lr=1e-9", "train.head_lr=1e-9"]);
+    let cfg = tiny_config(
+        &setup,
+        &run,
+        &[
+            "train.grad_accum=2",
+            "train.batch_size=8",
+            "eval.every_steps=5",
+            "eval.patience=2",
+            "train.lr=1e-9",
+            "train.head_lr=1e-9",
+        ],
+    );
     let result = Trainer::new(cfg, Phase::Main, false).unwrap().run().unwrap();
     // With a learning rate of 1e-9 nothing improves after the first evaluation: the run stops
     // after `patience` more evaluations, long before its 250 steps.

@@ -13,10 +13,14 @@ fn config_doc_matches_the_code() {
         .collect();
     let settings = tartan::config::documented_settings();
     for (key, default) in &settings {
-        let row = rows.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("docs/CONFIG.md does not document `{key}`"));
+        let row =
+            rows.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("docs/CONFIG.md does not document `{key}`"));
         assert_eq!(&row.1, default, "docs/CONFIG.md gives `{key}` the default {}, the code {default}", row.1);
     }
     for (key, _) in &rows {
-        assert!(settings.iter().any(|(k, _)| k == key), "docs/CONFIG.md documents `{key}`, which the code does not have");
+        assert!(
+            settings.iter().any(|(k, _)| k == key),
+            "docs/CONFIG.md documents `{key}`, which the code does not have"
+        );
     }
 }

@@ -27,7 +27,11 @@ fn spawn(args: &[&str]) -> Child {
 }
 
 fn train_steps(run: &std::path::Path) -> usize {
-    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap_or_default().lines().filter(|l| l.contains("\"type\":\"train\"")).count()
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"type\":\"train\""))
+        .count()
 }
 
 fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
@@ -39,7 +43,8 @@ fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn checkpoint_step(run: &std::path::Path) -> usize {
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap()).unwrap();
     state["train"]["step"].as_u64().unwrap() as usize
 }
 
@@ -71,12 +76,17 @@ fn kill_9_loses_at_most_the_steps_since_the_last_checkpoint() {
     let cfg = config(&setup, "sigkill");
     let run = setup.path("sigkill");
     let mut child = spawn(&["train", "--config", cfg.to_str().unwrap()]);
-    wait_for("a checkpoint and 10 more steps", Duration::from_secs(120), || run.join("checkpoint/state.json").exists() && train_steps(&run) >= 50);
+    wait_for("a checkpoint and 10 more steps", Duration::from_secs(120), || {
+        run.join("checkpoint/state.json").exists() && train_steps(&run) >= 50
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let saved = checkpoint_step(&run);
     let logged = train_steps(&run);
-    assert!(logged - saved <= 20, "checkpoint at {saved}, {logged} steps logged: more than the 20 steps between checkpoints were lost");
+    assert!(
+        logged - saved <= 20,
+        "checkpoint at {saved}, {logged} steps logged: more than the 20 steps between checkpoints were lost"
+    );
     let limit = format!("train.max_steps={}", saved + 5);
     let out = spawn(&["train", "--resume", run.to_str().unwrap(), "--set", &limit]).wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -90,7 +100,8 @@ fn a_full_disk_is_an_error_and_keeps_the_previous_checkpoint() {
     let setup = tiny_setup(43);
     let cfg = config(&setup, "full");
     let run = setup.path("full");
-    let out = spawn(&["train", "--config", cfg.to_str().unwrap(), "--set", "train.max_steps=20"]).wait_with_output().unwrap();
+    let out =
+        spawn(&["train", "--config", cfg.to_str().unwrap(), "--set", "train.max_steps=20"]).wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let before = std::fs::read(run.join("checkpoint/model.safetensors")).unwrap();
     assert!(before.len() > 100 * 1024, "the tiny model must be larger than the limit below");
@@ -104,7 +115,12 @@ fn a_full_disk_is_an_error_and_keeps_the_previous_checkpoint() {
     let out = Command::new("bash").arg("-c").arg(&script).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the run succeeded despite the limit: {stderr}");
-    assert!(stderr.contains("cannot write") && stderr.contains("is the disk full?") && stderr.contains("previous version is kept"), "{stderr}");
+    assert!(
+        stderr.contains("cannot write")
+            && stderr.contains("is the disk full?")
+            && stderr.contains("previous version is kept"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(run.join("checkpoint/model.safetensors")).unwrap(), before);
     assert_eq!(checkpoint_step(&run), 20);
 }

@@ -55,7 +55,12 @@ fn values(t: Tensor<1>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
 
-fn check_grads(r: &Reference, prefix: &str, ours: &std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>, ids_key: &str) {
+fn check_grads(
+    r: &Reference,
+    prefix: &str,
+    ours: &std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    ids_key: &str,
+) {
     let mut checked = 0;
     for key in r.tensors.keys().filter(|k| k.starts_with(&format!("{prefix}.grad.")) && !k.ends_with(".rows")) {
         let name = &key[prefix.len() + 6..];
@@ -188,7 +193,6 @@ fn tiny_roberta_mlm_matches_pytorch() {
     parity("tiny-roberta-mlm", Path::new("reference/tiny-roberta-mlm"));
 }
 
-
 /// A saved model holds exactly the original checkpoint's encoder tensors, under the same
 /// names and shapes (what `transformers` needs to load it); the unused pooler is not kept.
 #[test]
@@ -206,7 +210,8 @@ fn saved_minilm_has_the_original_keys_shapes_and_values() {
     for (k, v) in &saved {
         assert_eq!(v, &original[k], "{k} changed on the way through tartan");
     }
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("m/config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("m/config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"][0], "BertModel");
     assert_eq!(config["hidden_size"], 384);
 }

@@ -22,7 +22,17 @@ fn sweep_runs_the_grid_tabulates_and_skips_finished_runs() {
     let out_dir = setup.path("sweep");
     let sweep = || {
         Command::new(env!("CARGO_BIN_EXE_tartan"))
-            .args(["sweep", "--config", config.to_str().unwrap(), "--strategies", "finetune,mt-tartan", "--seeds", "0,1", "--output", out_dir.to_str().unwrap()])
+            .args([
+                "sweep",
+                "--config",
+                config.to_str().unwrap(),
+                "--strategies",
+                "finetune,mt-tartan",
+                "--seeds",
+                "0,1",
+                "--output",
+                out_dir.to_str().unwrap(),
+            ])
             .output()
             .unwrap()
     };

@@ -21,9 +21,11 @@ use tartan::weighting::Weighting;
 use tartan::weighting::meta::{MetaTartan, dev_features, fit_dev_head};
 
 fn aux_sets(setup: &TinySetup) -> Vec<String> {
-    vec![
-        format!("aux=[{{name = \"related\", file = \"{}\"}}, {{name = \"noise\", file = \"{}\"}}]", setup.path("related.txt").display(), setup.path("noise.txt").display()),
-    ]
+    vec![format!(
+        "aux=[{{name = \"related\", file = \"{}\"}}, {{name = \"noise\", file = \"{}\"}}]",
+        setup.path("related.txt").display(),
+        setup.path("noise.txt").display()
+    )]
 }
 
 fn config(setup: &TinySetup, run: &str, extra: &[&str]) -> RunConfig {
@@ -47,15 +49,22 @@ fn parts(setup: &TinySetup, cfg: &RunConfig) -> Parts {
     let device = Device::flex().autodiff();
     device.seed(0);
     let p = Pretrained::from_dir(&setup.model).unwrap();
-    let task = TaskData::load(&cfg.task.train, cfg.task.dev.as_deref(), cfg.task.test.as_deref(), &p.tokenizer, 32).unwrap();
+    let task =
+        TaskData::load(&cfg.task.train, cfg.task.dev.as_deref(), cfg.task.test.as_deref(), &p.tokenizer, 32).unwrap();
     let (encoder, mlm) = p.load(true, &device).unwrap();
     let classifier = ClassificationHead::new(32, task.labels.len(), 0.0, &device);
     let model = set_dropout(TartanModel { encoder, classifier, mlm }, false);
     let pad = p.tokenizer.pad_id;
-    let mut objectives: Vec<Box<dyn Objective>> = vec![Box::new(Classification::new(task.train.clone(), 8, 0, pad, true))];
+    let mut objectives: Vec<Box<dyn Objective>> =
+        vec![Box::new(Classification::new(task.train.clone(), 8, 0, pad, true))];
     for a in &cfg.aux {
         let corpus = Corpus::open(&a.name, &a.file, &p.tokenizer, 32, &setup.path("cache")).unwrap();
-        let masker = Masker { prob: 0.15, mask_id: p.tokenizer.mask_id.unwrap(), vocab_size: p.config.vocab_size as u32, special: p.tokenizer.special_ids.clone() };
+        let masker = Masker {
+            prob: 0.15,
+            mask_id: p.tokenizer.mask_id.unwrap(),
+            vocab_size: p.config.vocab_size as u32,
+            special: p.tokenizer.special_ids.clone(),
+        };
         objectives.push(Box::new(MaskedLm::new(corpus, 8, masker, pad, 0, true)));
     }
     Parts { model, objectives, task, pad, device }
@@ -106,7 +115,8 @@ fn streamed_cosines_equal_a_direct_computation() {
     let cfg = config(&setup, "cos", &["strategy=\"meta-tartan\""]);
     let Parts { model, mut objectives, task, pad, device } = parts(&setup, &cfg);
     let n = objectives.len();
-    let mut meta = MetaTartan::new(cfg.meta.clone(), n, 1, &model, task.dev.clone().unwrap(), task.labels.len(), pad, 0);
+    let mut meta =
+        MetaTartan::new(cfg.meta.clone(), n, 1, &model, task.dev.clone().unwrap(), task.labels.len(), pad, 0);
     meta.begin_micro_step(&model, &device).unwrap();
     let dev = meta.dev_gradient().unwrap().clone();
     let paths = param_paths(&model);
@@ -140,7 +150,11 @@ fn dev_head_fit_on_cached_features_equals_refitting_through_the_encoder() {
     let cfg = config(&setup, "head", &[]);
     let Parts { model, task, pad, device, .. } = parts(&setup, &cfg);
     let dev = task.dev.unwrap();
-    let sample = tartan::data::task::Split { path: dev.path.clone(), ids: dev.ids[..32].to_vec(), labels: dev.labels[..32].to_vec() };
+    let sample = tartan::data::task::Split {
+        path: dev.path.clone(),
+        ids: dev.ids[..32].to_vec(),
+        labels: dev.labels[..32].to_vec(),
+    };
     let init = ClassificationHead::new(32, task.labels.len(), 0.0, &device);
     let cached = fit_dev_head(init.clone(), dev_features(&model, &sample, pad), &sample.labels, &cfg.meta, &device);
 
@@ -148,12 +162,21 @@ fn dev_head_fit_on_cached_features_equals_refitting_through_the_encoder() {
     let mut head = init;
     let paths = param_paths(&head);
     let g = tartan::train::optimizer::Group { lr: cfg.meta.dev_head_lr, weight_decay: cfg.meta.dev_head_weight_decay };
-    let mut opt = tartan::train::optimizer::AdamW::new(tartan::train::optimizer::AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, encoder: g, heads: g });
+    let mut opt = tartan::train::optimizer::AdamW::new(tartan::train::optimizer::AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        encoder: g,
+        heads: g,
+    });
     let seqs: Vec<&[u32]> = sample.ids.iter().map(Vec::as_slice).collect();
     let mut previous: Option<f64> = None;
     for _ in 0..cfg.meta.dev_head_iters {
         let hidden = model.encoder.forward(&tartan::data::batch::collate(&seqs, pad, &device)).detach();
-        let loss = tartan::objectives::loss::cross_entropy(head.forward(hidden), tartan::data::batch::labels_tensor(&sample.labels, &device));
+        let loss = tartan::objectives::loss::cross_entropy(
+            head.forward(hidden),
+            tartan::data::batch::labels_tensor(&sample.labels, &device),
+        );
         let v = loss.clone().into_scalar::<f32>() as f64;
         if previous.is_some_and(|p| (p - v).abs() < cfg.meta.dev_head_tol) {
             break;
@@ -169,7 +192,11 @@ fn dev_head_fit_on_cached_features_equals_refitting_through_the_encoder() {
         let diff = va.iter().zip(vb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         assert!(diff < 1e-5, "{ka} differs by {diff}");
     }
-    assert!(a.iter().zip(&tartan::model::weights::plain_tensors(&ClassificationHead::new(32, task.labels.len(), 0.0, &device))).any(|(x, y)| x.2 != y.2));
+    assert!(
+        a.iter()
+            .zip(&tartan::model::weights::plain_tensors(&ClassificationHead::new(32, task.labels.len(), 0.0, &device)))
+            .any(|(x, y)| x.2 != y.2)
+    );
 }
 
 fn final_weights(run: &std::path::Path) -> HashMap<String, f64> {
@@ -235,4 +262,3 @@ fn corpus_cache_is_reused_and_invalidated_when_the_file_changes() {
     let err = Corpus::open("c", &file, &p.tokenizer, 32, &cache).err().unwrap().to_string();
     assert!(err.contains("no non-empty line"), "{err}");
 }
-

@@ -30,7 +30,9 @@ fn finetune_learns_and_the_saved_model_reloads() {
     // The best checkpoint loads back and scores exactly as the run reported.
     let device = Device::flex();
     let saved = load_model(&run.join("best"), &device).unwrap();
-    let split = Split::load(&setup.path("test.jsonl"), &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length).unwrap();
+    let split =
+        Split::load(&setup.path("test.jsonl"), &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)
+            .unwrap();
     let again = evaluate(&saved.model.valid(), &split, &saved.labels, 64, saved.pretrained.tokenizer.pad_id, &device);
     assert_eq!(again.accuracy, test.accuracy);
     assert_eq!(again.confusion, test.confusion);
@@ -66,7 +68,8 @@ fn same_seed_gives_identical_runs_and_another_seed_does_not() {
 fn interrupted_and_resumed_run_ends_like_an_uninterrupted_one() {
     let setup = tiny_setup(3);
     let extra = ["train.max_steps=24", "eval.every_steps=8", "seed=9"];
-    let full = Trainer::new(tiny_config(&setup, &setup.path("full"), &extra), Phase::Main, false).unwrap().run().unwrap();
+    let full =
+        Trainer::new(tiny_config(&setup, &setup.path("full"), &extra), Phase::Main, false).unwrap().run().unwrap();
 
     let resumed_dir = setup.path("resumed");
     let mut first = Trainer::new(tiny_config(&setup, &resumed_dir, &extra), Phase::Main, false).unwrap();
@@ -79,7 +82,8 @@ fn interrupted_and_resumed_run_ends_like_an_uninterrupted_one() {
     assert_eq!(resumed.best_step, full.best_step);
     let (a, b) = (full.test.unwrap(), resumed.test.unwrap());
     assert_eq!(a.confusion, b.confusion);
-    let weights = |run: &str| tartan::model::weights::read_plain(&setup.path(run).join("checkpoint/model.safetensors")).unwrap();
+    let weights =
+        |run: &str| tartan::model::weights::read_plain(&setup.path(run).join("checkpoint/model.safetensors")).unwrap();
     let (wa, wb) = (weights("full"), weights("resumed"));
     assert_eq!(wa.len(), wb.len());
     for (k, (_, va)) in &wa {
@@ -93,13 +97,27 @@ fn interrupted_and_resumed_run_ends_like_an_uninterrupted_one() {
 fn a_diverging_run_skips_non_finite_steps_then_stops_and_keeps_the_last_good_checkpoint() {
     let setup = tiny_setup(4);
     let run = setup.path("nan");
-    let cfg = tiny_config(&setup, &run, &["train.max_steps=40", "eval.every_steps=5", "train.clip_norm=0", "train.lr=1e30", "train.head_lr=1e30", "train.warmup_ratio=0"]);
+    let cfg = tiny_config(
+        &setup,
+        &run,
+        &[
+            "train.max_steps=40",
+            "eval.every_steps=5",
+            "train.clip_norm=0",
+            "train.lr=1e30",
+            "train.head_lr=1e30",
+            "train.warmup_ratio=0",
+        ],
+    );
     let err = format!("{:#}", Trainer::new(cfg, Phase::Main, false).unwrap().run().unwrap_err());
     assert!(err.contains("non-finite") || err.contains("not finite"), "{err}");
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap_or_default();
     // Whatever was saved is finite.
     if run.join("checkpoint/model.safetensors").exists() {
         let saved = tartan::model::weights::read_plain(&run.join("checkpoint/model.safetensors")).unwrap();
-        assert!(saved.values().all(|(_, v)| v.iter().all(|x| x.is_finite())), "a non-finite checkpoint was written; log:\n{log}");
+        assert!(
+            saved.values().all(|(_, v)| v.iter().all(|x| x.is_finite())),
+            "a non-finite checkpoint was written; log:\n{log}"
+        );
     }
 }

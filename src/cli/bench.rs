@@ -118,7 +118,8 @@ fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
             let logits = model.classifier.forward(model.encoder.forward(&input));
             let _ = logits.into_data();
         } else {
-            let loss = cross_entropy(model.classifier.forward(model.encoder.forward(&input)), labels_tensor(&labels, &device));
+            let loss =
+                cross_entropy(model.classifier.forward(model.encoder.forward(&input)), labels_tensor(&labels, &device));
             let mut buf = GradBuffer::default();
             buf.add(&model, &loss.backward());
             model = opt.step(model, buf, 1.0, &paths);
@@ -163,7 +164,8 @@ fn eval_throughput(args: &BenchArgs, len: usize) -> Result<f64> {
     let start = Instant::now();
     let ids = p.tokenizer.encode_batch(&refs, len)?;
     let (encoder, _) = p.load(false, &device)?;
-    let model = TartanModel { encoder, classifier: ClassificationHead::new(p.config.hidden_size, 13, 0.0, &device), mlm: None };
+    let model =
+        TartanModel { encoder, classifier: ClassificationHead::new(p.config.hidden_size, 13, 0.0, &device), mlm: None };
     crate::train::evaluate::predict_probs(&model.valid(), &ids, 64, p.tokenizer.pad_id, &device);
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
@@ -186,7 +188,13 @@ fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
     cfg.meta.dev_batch = if args.smoke { 4 } else { 64 };
     cfg.meta.dev_head_sample = if args.smoke { 4 } else { 32 };
     cfg.aux = (0..args.aux)
-        .map(|i| AuxCorpus { name: format!("tapt{i}"), file: args.task.join("train.txt"), batch_size: batch, block_size: len, ..AuxCorpus::default() })
+        .map(|i| AuxCorpus {
+            name: format!("tapt{i}"),
+            file: args.task.join("train.txt"),
+            batch_size: batch,
+            block_size: len,
+            ..AuxCorpus::default()
+        })
         .collect();
     cfg.validate()?;
     let mut trainer = Trainer::new(cfg, Phase::Main, false)?;

@@ -53,7 +53,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         cfg.output_dir = args.output.join(cfg.strategy_name());
         cfg.validate()?;
         if cfg.output_dir.exists() {
-            std::fs::remove_dir_all(&cfg.output_dir).with_context(|| format!("cannot clear {}", cfg.output_dir.display()))?;
+            std::fs::remove_dir_all(&cfg.output_dir)
+                .with_context(|| format!("cannot clear {}", cfg.output_dir.display()))?;
         }
         eprintln!("== {} ==", cfg.strategy_name());
         let result = crate::train::strategy::run(&cfg, false)?;
@@ -74,7 +75,14 @@ fn synthetic_config(args: &DemoArgs) -> Result<RunConfig> {
     std::fs::write(data.join("related.txt"), task.related.join("\n"))?;
     std::fs::write(data.join("noise.txt"), task.noise.join("\n"))?;
     // "Training" a word-level tokenizer is collecting the words of the text it will see.
-    let texts = task.train.iter().chain(&task.dev).chain(&task.test).map(|e| e.text.as_str()).chain(task.related.iter().map(String::as_str)).chain(task.noise.iter().map(String::as_str));
+    let texts = task
+        .train
+        .iter()
+        .chain(&task.dev)
+        .chain(&task.test)
+        .map(|e| e.text.as_str())
+        .chain(task.related.iter().map(String::as_str))
+        .chain(task.noise.iter().map(String::as_str));
     let words: BTreeSet<&str> = texts.flat_map(str::split_whitespace).collect();
     let words: Vec<String> = words.into_iter().map(String::from).collect();
     let tokenizer = word_level_tokenizer(&words)?;
@@ -83,7 +91,11 @@ fn synthetic_config(args: &DemoArgs) -> Result<RunConfig> {
     device.seed(args.seed);
     let model = args.output.join("model");
     save_pretrained(&model, &Bert::new(&config, &device), Some(&MlmHead::new(&config, &device)), &config, &tokenizer)?;
-    eprintln!("synthetic task: 4 topics, {} words; a 2-layer BERT (hidden 32) from scratch in {}", words.len(), model.display());
+    eprintln!(
+        "synthetic task: 4 topics, {} words; a 2-layer BERT (hidden 32) from scratch in {}",
+        words.len(),
+        model.display()
+    );
 
     let mut cfg = RunConfig { seed: args.seed, ..RunConfig::default() };
     cfg.model.name = model.display().to_string();
@@ -146,7 +158,9 @@ fn print_table(rows: &[(String, RunResult, Vec<(String, f64, f64)>)], metric: Me
     println!("\n| strategy | dev {key} | test {key} | task weights: final (mean over the run) |");
     println!("| --- | --- | --- | --- |");
     for (name, r, weights) in rows {
-        let score = |s: &Option<crate::train::metrics::Scores>| s.as_ref().map_or("-".into(), |s| format!("{:.3}", s.get(metric)));
+        let score = |s: &Option<crate::train::metrics::Scores>| {
+            s.as_ref().map_or("-".into(), |s| format!("{:.3}", s.get(metric)))
+        };
         let w: Vec<String> = weights.iter().map(|(n, last, mean)| format!("{n} {last:.3} ({mean:.3})")).collect();
         println!("| {name} | {} | {} | {} |", score(&r.dev), score(&r.test), w.join(", "));
     }

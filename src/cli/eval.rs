@@ -24,7 +24,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let device = crate::device::compute();
     let saved = load_model(&args.model, &device)?;
     let split = Split::load(&args.data, &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)?;
-    let scores = evaluate(&saved.model.valid(), &split, &saved.labels, args.batch_size, saved.pretrained.tokenizer.pad_id, &device);
+    let scores = evaluate(
+        &saved.model.valid(),
+        &split,
+        &saved.labels,
+        args.batch_size,
+        saved.pretrained.tokenizer.pad_id,
+        &device,
+    );
     println!("{}", serde_json::to_string_pretty(&scores)?);
     Ok(())
 }

@@ -26,7 +26,12 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let (name, reader): (String, Box<dyn BufRead>) = match args.input.as_deref() {
         None => ("stdin".into(), Box::new(std::io::stdin().lock())),
         Some(p) if p.as_os_str() == "-" => ("stdin".into(), Box::new(std::io::stdin().lock())),
-        Some(p) => (p.display().to_string(), Box::new(std::io::BufReader::new(std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?))),
+        Some(p) => (
+            p.display().to_string(),
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+            )),
+        ),
     };
     let mut texts = Vec::new();
     for (i, line) in reader.lines().enumerate() {
@@ -35,7 +40,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("{name}:{}: not valid JSON", i + 1))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{name}:{}: not valid JSON", i + 1))?;
         match v.get("text").and_then(|t| t.as_str()) {
             Some(t) => texts.push(t.to_string()),
             None => bail!("{name}:{}: expected an object with a string `text`", i + 1),

@@ -41,7 +41,13 @@ pub fn run(args: SweepArgs) -> Result<()> {
                 if cfg.strategy == Strategy::Finetune {
                     cfg.aux.clear();
                 }
-                let task = cfg.task.train.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "task".into());
+                let task = cfg
+                    .task
+                    .train
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "task".into());
                 cfg.output_dir = args.output.join(&task).join(strategy).join(format!("seed{seed}"));
                 cfg.validate()?;
                 if cfg.output_dir.join("results.json").exists() {
@@ -49,7 +55,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
                 } else {
                     tracing::info!("== {task} / {strategy} / seed {seed} ==");
                     let resume = cfg.output_dir.join("config.toml").exists();
-                    crate::train::strategy::run(&cfg, resume).with_context(|| format!("run {}", cfg.output_dir.display()))?;
+                    crate::train::strategy::run(&cfg, resume)
+                        .with_context(|| format!("run {}", cfg.output_dir.display()))?;
                 }
                 runs.push(RunSummary::read(&cfg.output_dir)?);
             }
@@ -64,7 +71,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
             let (mean, std) = if values.is_empty() { (f64::NAN, f64::NAN) } else { mean_std(values) };
             let list: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
             let _ = writeln!(csv, "{strategy},{task},{split},{mean:.2},{std:.2},{},{}", values.len(), list.join(";"));
-            json.insert(format!("{strategy}/{task}/{split}"), serde_json::json!({"mean": mean, "std": std, "values": values}));
+            json.insert(
+                format!("{strategy}/{task}/{split}"),
+                serde_json::json!({"mean": mean, "std": std, "values": values}),
+            );
         }
     }
     write_atomic(&args.output.join("results.csv"), csv.as_bytes())?;

@@ -31,7 +31,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
 }
 
 fn summary(r: &crate::train::trainer::RunResult) -> serde_json::Value {
-    let pick = |s: &Option<crate::train::metrics::Scores>| s.as_ref().map(|s| serde_json::json!({"accuracy": s.accuracy, "macro_f1": s.macro_f1, "micro_f1": s.micro_f1}));
+    let pick = |s: &Option<crate::train::metrics::Scores>| {
+        s.as_ref().map(|s| serde_json::json!({"accuracy": s.accuracy, "macro_f1": s.macro_f1, "micro_f1": s.micro_f1}))
+    };
     serde_json::json!({"metric": r.metric, "best_step": r.best_step, "steps": r.steps, "train_seconds": r.train_seconds, "dev": pick(&r.dev), "test": pick(&r.test)})
 }
 

@@ -29,7 +29,8 @@ const CHUNK: usize = 4096;
 impl Corpus {
     pub fn open(name: &str, path: &Path, tok: &TextTokenizer, block_size: usize, cache_dir: &Path) -> Result<Self> {
         let key = cache_key(path, tok, block_size)?;
-        std::fs::create_dir_all(cache_dir).with_context(|| format!("cannot create cache folder {}", cache_dir.display()))?;
+        std::fs::create_dir_all(cache_dir)
+            .with_context(|| format!("cannot create cache folder {}", cache_dir.display()))?;
         let base = cache_dir.join(format!("{name}-{key:016x}"));
         let (tokens_path, offsets_path) = (base.with_extension("tokens"), base.with_extension("offsets"));
         if !offsets_path.exists() {
@@ -87,8 +88,15 @@ fn cache_key(path: &Path, tok: &TextTokenizer, block_size: usize) -> Result<u64>
     Ok(h.finish())
 }
 
-fn build_cache(path: &Path, tok: &TextTokenizer, block_size: usize, tokens_path: &Path, offsets_path: &Path) -> Result<()> {
-    let reader = BufReader::new(File::open(path).with_context(|| format!("cannot read auxiliary corpus {}", path.display()))?);
+fn build_cache(
+    path: &Path,
+    tok: &TextTokenizer,
+    block_size: usize,
+    tokens_path: &Path,
+    offsets_path: &Path,
+) -> Result<()> {
+    let reader =
+        BufReader::new(File::open(path).with_context(|| format!("cannot read auxiliary corpus {}", path.display()))?);
     let tmp_tokens: PathBuf = tokens_path.with_extension("tokens.partial");
     let mut out = BufWriter::new(File::create(&tmp_tokens)?);
     let mut ends: Vec<u8> = Vec::new();
@@ -108,8 +116,14 @@ fn build_cache(path: &Path, tok: &TextTokenizer, block_size: usize, tokens_path:
     };
     for (i, line) in reader.split(b'\n').enumerate() {
         let line = line?;
-        let text = std::str::from_utf8(&line)
-            .map_err(|e| anyhow::anyhow!("{}:{}: invalid UTF-8 at byte {}; re-encode the file as UTF-8", path.display(), i + 1, e.valid_up_to()))?;
+        let text = std::str::from_utf8(&line).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}: invalid UTF-8 at byte {}; re-encode the file as UTF-8",
+                path.display(),
+                i + 1,
+                e.valid_up_to()
+            )
+        })?;
         let text = text.trim_start_matches('\u{feff}').trim();
         if text.is_empty() {
             continue;

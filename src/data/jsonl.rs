@@ -24,17 +24,22 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<RawExample>> {
     for (i, raw_line) in bytes.split(|&b| b == b'\n').enumerate() {
         let line_no = i + 1;
         let at = || format!("{}:{line_no}", path.display());
-        let line = std::str::from_utf8(raw_line)
-            .map_err(|e| anyhow::anyhow!("{}: invalid UTF-8 at byte {} of the line; re-encode the file as UTF-8", at(), e.valid_up_to()))?;
+        let line = std::str::from_utf8(raw_line).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: invalid UTF-8 at byte {} of the line; re-encode the file as UTF-8",
+                at(),
+                e.valid_up_to()
+            )
+        })?;
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() {
             continue;
         }
         let value: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| anyhow::anyhow!("{}: not valid JSON ({e}): {}", at(), preview(line)))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| anyhow::anyhow!("{}: expected a JSON object with `text` and `label`, got {}", at(), preview(line)))?;
+        let obj = value.as_object().ok_or_else(|| {
+            anyhow::anyhow!("{}: expected a JSON object with `text` and `label`, got {}", at(), preview(line))
+        })?;
         let text = match obj.get("text") {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(other) => bail!("{}: `text` must be a string, got {}", at(), preview(&other.to_string())),

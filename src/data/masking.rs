@@ -49,7 +49,9 @@ impl Masker {
             let eligible: Vec<(usize, usize)> = input
                 .iter()
                 .enumerate()
-                .flat_map(|(r, s)| s.iter().enumerate().filter(|(_, t)| !self.special.contains(t)).map(move |(c, _)| (r, c)))
+                .flat_map(|(r, s)| {
+                    s.iter().enumerate().filter(|(_, t)| !self.special.contains(t)).map(move |(c, _)| (r, c))
+                })
                 .collect();
             if !eligible.is_empty() {
                 let (r, c) = eligible[rng.random_range(0..eligible.len())];
@@ -75,7 +77,12 @@ mod tests {
         for b in 0..400 {
             // [CLS] tokens... [SEP] then padding-free rows of varied length.
             let seqs: Vec<Vec<u32>> = (0..8)
-                .map(|r| std::iter::once(2).chain((0..(20 + (b + r) % 30)).map(|i| 5 + ((i * 7 + r * 13 + b) % 900) as u32)).chain(std::iter::once(3)).collect())
+                .map(|r| {
+                    std::iter::once(2)
+                        .chain((0..(20 + (b + r) % 30)).map(|i| 5 + ((i * 7 + r * 13 + b) % 900) as u32))
+                        .chain(std::iter::once(3))
+                        .collect()
+                })
                 .collect();
             let width = seqs.iter().map(Vec::len).max().unwrap();
             eligible += seqs.iter().map(|s| s.len() - 2).sum::<usize>();

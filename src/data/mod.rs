@@ -2,8 +2,8 @@
 
 pub mod batch;
 pub mod corpus;
-pub mod masking;
 pub mod jsonl;
+pub mod masking;
 pub mod synthetic;
 pub mod task;
 pub mod tokenize;

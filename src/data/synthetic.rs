@@ -51,7 +51,11 @@ fn labelled(rng: &mut StdRng, n: usize, words_per_topic: usize, first_line: usiz
     (0..n)
         .map(|i| {
             let topic = rng.random_range(0..TOPICS);
-            RawExample { text: sentence(rng, topic, words_per_topic), label: format!("topic{topic}"), line: first_line + i }
+            RawExample {
+                text: sentence(rng, topic, words_per_topic),
+                label: format!("topic{topic}"),
+                line: first_line + i,
+            }
         })
         .collect()
 }
@@ -78,7 +82,10 @@ pub fn generate(seed: u64, n_train: usize, n_eval: usize, n_corpus: usize) -> Sy
     let noise = (0..n_corpus)
         .map(|_| {
             let len = rng.random_range(10..16);
-            (0..len).map(|_| vocab.choose(&mut rng).expect("non-empty vocabulary").clone()).collect::<Vec<_>>().join(" ")
+            (0..len)
+                .map(|_| vocab.choose(&mut rng).expect("non-empty vocabulary").clone())
+                .collect::<Vec<_>>()
+                .join(" ")
         })
         .collect();
     SyntheticTask { train, dev, test, related, noise }
@@ -108,13 +115,15 @@ pub fn word_level_tokenizer(words: &[String]) -> anyhow::Result<TextTokenizer> {
         "decoder": null,
         "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"},
     });
-    let inner: tokenizers::Tokenizer = json.to_string().parse().map_err(|e| anyhow::anyhow!("building the word-level tokenizer: {e}"))?;
+    let inner: tokenizers::Tokenizer =
+        json.to_string().parse().map_err(|e| anyhow::anyhow!("building the word-level tokenizer: {e}"))?;
     TextTokenizer::new(inner)
 }
 
 /// Writes examples as JSONL (`text`, `label`).
 pub fn write_jsonl(path: &std::path::Path, examples: &[RawExample]) -> anyhow::Result<()> {
-    let lines: Vec<String> = examples.iter().map(|e| serde_json::json!({"text": e.text, "label": e.label}).to_string()).collect();
+    let lines: Vec<String> =
+        examples.iter().map(|e| serde_json::json!({"text": e.text, "label": e.label}).to_string()).collect();
     std::fs::write(path, lines.join("\n") + "\n")?;
     Ok(())
 }

@@ -67,11 +67,18 @@ pub struct TaskData {
 
 impl TaskData {
     /// Reads the splits; the label set comes from train and every dev/test label must be in it.
-    pub fn load(train: &Path, dev: Option<&Path>, test: Option<&Path>, tok: &TextTokenizer, max_len: usize) -> Result<Self> {
+    pub fn load(
+        train: &Path,
+        dev: Option<&Path>,
+        test: Option<&Path>,
+        tok: &TextTokenizer,
+        max_len: usize,
+    ) -> Result<Self> {
         let raw = read_jsonl(train)?;
         let labels = LabelMap::from_train(&raw, train)?;
         let ids = labels.ids(&raw, train)?;
-        let train_split = Split::tokenize(train, &raw.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(), ids, tok, max_len)?;
+        let train_split =
+            Split::tokenize(train, &raw.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(), ids, tok, max_len)?;
         let load = |p: Option<&Path>| p.map(|p| Split::load(p, &labels, tok, max_len)).transpose();
         Ok(Self { dev: load(dev)?, test: load(test)?, train: train_split, labels })
     }

@@ -5,14 +5,13 @@
 
 use burn::module::Module;
 use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
-    Linear, LinearConfig,
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::dropout::dropout;
 use super::config::{Family, ModelConfig};
+use super::dropout::dropout;
 
 /// One padded batch as the encoder sees it; masks are 1 for tokens and 0 for padding.
 #[derive(Debug, Clone)]
@@ -66,9 +65,7 @@ impl Embeddings {
         let [batch, seq] = input.input_ids.dims();
         let device = input.input_ids.device();
         let positions = match self.family {
-            Family::Bert => Tensor::<1, Int>::arange(0..seq as i64, &device)
-                .unsqueeze::<2>()
-                .repeat_dim(0, batch),
+            Family::Bert => Tensor::<1, Int>::arange(0..seq as i64, &device).unsqueeze::<2>().repeat_dim(0, batch),
             // RoBERTa counts positions from pad_token_id + 1 and gives padding pad_token_id.
             Family::Roberta => {
                 let mask = input.attention_mask.clone();
@@ -226,10 +223,5 @@ impl Bert {
 /// Additive attention bias as in HF: 0 where attended, the most negative f32 on padding.
 fn attention_bias(mask: &Tensor<2, Int>) -> Tensor<4> {
     let [b, s] = mask.dims();
-    mask.clone()
-        .float()
-        .neg()
-        .add_scalar(1.0)
-        .mul_scalar(f32::MIN)
-        .reshape([b, 1, 1, s])
+    mask.clone().float().neg().add_scalar(1.0).mul_scalar(f32::MIN).reshape([b, 1, 1, s])
 }

@@ -83,8 +83,8 @@ fn eps() -> f64 {
 
 impl ModelConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read model config {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read model config {}", path.display()))?;
         Self::from_json(&text).with_context(|| format!("in model config {}", path.display()))
     }
 
@@ -101,19 +101,20 @@ impl ModelConfig {
             ),
         };
         if c.hidden_act != "gelu" {
-            bail!("hidden_act `{}` is not supported: only the exact (erf) `gelu` of BERT/RoBERTa is implemented", c.hidden_act);
+            bail!(
+                "hidden_act `{}` is not supported: only the exact (erf) `gelu` of BERT/RoBERTa is implemented",
+                c.hidden_act
+            );
         }
         if let Some(kind) = c.position_embedding_type.as_deref()
             && kind != "absolute"
         {
-            bail!("position_embedding_type `{kind}` is not supported: only `absolute` position embeddings are implemented");
+            bail!(
+                "position_embedding_type `{kind}` is not supported: only `absolute` position embeddings are implemented"
+            );
         }
         if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
-            bail!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
-                c.hidden_size,
-                c.num_attention_heads
-            );
+            bail!("hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size, c.num_attention_heads);
         }
         let pad_token_id = c.pad_token_id.unwrap_or(match family {
             Family::Bert => 0,

@@ -6,8 +6,8 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::bert::{layer_norm, linear};
-use super::dropout::dropout;
 use super::config::ModelConfig;
+use super::dropout::dropout;
 
 /// TARTAN's end-task head: CLS of the last layer -> dropout -> Linear(h, h) + tanh -> dropout ->
 /// Linear(h, n_labels). Names follow `RobertaClassificationHead`.
@@ -66,12 +66,7 @@ impl MlmHead {
 
     /// Vocabulary logits `[n, vocab]` at the `positions` (flat indices into `batch * seq`).
     /// Only the masked positions go through the decoder, which is where the cost is.
-    pub fn forward_at(
-        &self,
-        hidden: Tensor<3>,
-        positions: Tensor<1, Int>,
-        word_embeddings: Tensor<2>,
-    ) -> Tensor<2> {
+    pub fn forward_at(&self, hidden: Tensor<3>, positions: Tensor<1, Int>, word_embeddings: Tensor<2>) -> Tensor<2> {
         let [b, s, h] = hidden.dims();
         let picked = hidden.reshape([b * s, h]).select(0, positions);
         let x = self.layer_norm.forward(gelu(self.dense.forward(picked)));

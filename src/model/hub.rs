@@ -22,7 +22,10 @@ pub fn resolve_in(spec: &str, cache: &Cache, offline: bool) -> Result<PathBuf> {
     if path.is_dir() {
         for f in NEEDED {
             if !path.join(f).exists() {
-                bail!("{} has no {f}; a model folder needs config.json, tokenizer.json and model.safetensors (Hugging Face layout)", path.display());
+                bail!(
+                    "{} has no {f}; a model folder needs config.json, tokenizer.json and model.safetensors (Hugging Face layout)",
+                    path.display()
+                );
             }
         }
         return Ok(path.to_path_buf());

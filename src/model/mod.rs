@@ -74,7 +74,10 @@ impl Pretrained {
 pub fn set_dropout<M: Module>(module: M, on: bool) -> M {
     struct Dropouts(bool);
     impl burn::module::ModuleMapper for Dropouts {
-        fn map_flag(&mut self, flag: burn::module::Param<burn::module::Flag>) -> burn::module::Param<burn::module::Flag> {
+        fn map_flag(
+            &mut self,
+            flag: burn::module::Param<burn::module::Flag>,
+        ) -> burn::module::Param<burn::module::Flag> {
             flag.with_value(self.0)
         }
     }

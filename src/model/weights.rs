@@ -49,10 +49,7 @@ impl StateDict {
                 dir.display()
             );
         } else {
-            bail!(
-                "no weights in {}: expected model.safetensors or model.safetensors.index.json",
-                dir.display()
-            );
+            bail!("no weights in {}: expected model.safetensors or model.safetensors.index.json", dir.display());
         };
         let mut tensors = BTreeMap::new();
         for file in files {
@@ -75,8 +72,7 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
         .and_then(|m| m.as_object())
         .with_context(|| format!("{} has no `weight_map` object", index.display()))?;
     let dir = index.parent().unwrap_or(Path::new("."));
-    let files: BTreeSet<PathBuf> =
-        map.values().filter_map(|v| v.as_str()).map(|f| dir.join(f)).collect();
+    let files: BTreeSet<PathBuf> = map.values().filter_map(|v| v.as_str()).map(|f| dir.join(f)).collect();
     Ok(files.into_iter().collect())
 }
 
@@ -106,14 +102,8 @@ fn read_safetensors(
         let data = view.data();
         let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
+            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             // Integer buffers (position_ids) are never parameters.
             _ if ignorable(&normalise(&name)) => continue,
             other => bail!("{}: tensor `{name}` has dtype {other:?}; expected F32, F16 or BF16", file.display()),
@@ -248,7 +238,8 @@ pub fn load_pretrained(
     };
     let encoder = Bert::new(config, device).map(&mut loader);
     if !loader.missing.is_empty() || !loader.mismatched.is_empty() {
-        let mut msg = format!("the weights in {} do not fit a {:?} encoder with this config.json:", dir.display(), config.family);
+        let mut msg =
+            format!("the weights in {} do not fit a {:?} encoder with this config.json:", dir.display(), config.family);
         if !loader.missing.is_empty() {
             msg += &format!("\n  missing keys: {}", loader.missing.join(", "));
         }
@@ -336,7 +327,11 @@ impl ModuleVisitor for Collector<'_> {
 }
 
 /// All tensors of a module in HF layout; `prefix` goes before every key.
-pub fn hf_tensors<M: Module>(module: &M, prefix: &str, mlm_family: Option<Family>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+pub fn hf_tensors<M: Module>(
+    module: &M,
+    prefix: &str,
+    mlm_family: Option<Family>,
+) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let mlm_of = |path: &str, rank: usize| (mlm_key(path, mlm_family.unwrap_or(Family::Bert)), rank == 2);
     let key_of: &dyn Fn(&str, usize) -> (String, bool) = if mlm_family.is_some() { &mlm_of } else { &hf_key };
     let mut c = Collector { key_of, grads: None, path: PathTracker::default(), out: vec![] };
@@ -369,7 +364,14 @@ pub fn read_plain(file: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)
 pub fn load_plain<M: Module>(module: M, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, what: &str) -> Result<M> {
     let state = StateDict { tensors: tensors.clone() };
     let key_of = |path: &str, _rank: usize| (path.to_string(), false);
-    let mut loader = Loader { state: &state, key_of: &key_of, path: PathTracker::default(), used: BTreeSet::new(), missing: vec![], mismatched: vec![] };
+    let mut loader = Loader {
+        state: &state,
+        key_of: &key_of,
+        path: PathTracker::default(),
+        used: BTreeSet::new(),
+        missing: vec![],
+        mismatched: vec![],
+    };
     let module = module.map(&mut loader);
     if !loader.missing.is_empty() || !loader.mismatched.is_empty() {
         bail!("{what}: missing {:?}, wrongly shaped {:?}", loader.missing, loader.mismatched);
@@ -413,13 +415,24 @@ pub fn param_paths<M: Module>(module: &M) -> HashMap<burn::module::ParamId, Stri
 
 /// Sets `head.dense` from the checkpoint's pretrained pooler (`pooler.dense`, CLS -> Linear +
 /// tanh, the layer `BertForSequenceClassification` starts from). Returns whether it had one.
-pub fn init_head_from_pooler(dir: &Path, family: Family, head: ClassificationHead) -> Result<(ClassificationHead, bool)> {
+pub fn init_head_from_pooler(
+    dir: &Path,
+    family: Family,
+    head: ClassificationHead,
+) -> Result<(ClassificationHead, bool)> {
     let state = StateDict::from_dir(dir, family)?;
     if !state.tensors.contains_key("pooler.dense.weight") {
         return Ok((head, false));
     }
     let key_of = |path: &str, rank: usize| (path.replace("dense.", "pooler.dense."), rank == 2);
-    let mut loader = Loader { state: &state, key_of: &key_of, path: PathTracker::default(), used: BTreeSet::new(), missing: vec![], mismatched: vec![] };
+    let mut loader = Loader {
+        state: &state,
+        key_of: &key_of,
+        path: PathTracker::default(),
+        used: BTreeSet::new(),
+        missing: vec![],
+        mismatched: vec![],
+    };
     let head = head.map(&mut loader);
     if !loader.mismatched.is_empty() {
         bail!("the pooler in {} does not fit the head: {}", dir.display(), loader.mismatched.join("; "));

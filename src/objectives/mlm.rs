@@ -61,7 +61,8 @@ impl Objective for MaskedLm {
         let targets: Vec<i64> = masked.targets.iter().map(|&t| t as i64).collect();
         let hidden = model.encoder.forward(&input);
         let word = model.encoder.embeddings.word_embeddings.weight.val();
-        let logits = head.forward_at(hidden, Tensor::<1, Int>::from_data(TensorData::new(positions, [n]), device), word);
+        let logits =
+            head.forward_at(hidden, Tensor::<1, Int>::from_data(TensorData::new(positions, [n]), device), word);
         let predicted: Vec<i64> = logits.clone().argmax(1).into_data_as::<i64>().try_to_vec().unwrap_or_default();
         let correct = predicted.iter().zip(&targets).filter(|(p, t)| p == t).count();
         let loss = cross_entropy(logits, Tensor::from_data(TensorData::new(targets, [n]), device));

@@ -84,7 +84,8 @@ where
             .map_err(err)?;
         for (i, s) in panel.series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()].to_rgba();
-            let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+            let pts: Vec<(f64, f64)> =
+                s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
             chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 .map_err(err)?

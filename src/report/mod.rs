@@ -54,7 +54,9 @@ impl RunLog {
     fn series(&self, prefix: &str) -> Vec<Series> {
         self.train
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|name| Series { name: name.to_string(), points: v.clone() }))
+            .filter_map(|(k, v)| {
+                k.strip_prefix(prefix).map(|name| Series { name: name.to_string(), points: v.clone() })
+            })
             .collect()
     }
 
@@ -74,17 +76,26 @@ pub fn write_run_charts(run_dir: &Path, metric: &str) -> Result<Vec<PathBuf>> {
     let name = run_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let metric_label = metric.replace('_', "-");
     let mut written = Vec::new();
-    let mut losses = vec![Panel { title: "Training loss per task".into(), y_label: "loss".into(), series: log.series("loss.") }];
+    let mut losses =
+        vec![Panel { title: "Training loss per task".into(), y_label: "loss".into(), series: log.series("loss.") }];
     let evals = log.metric_series(metric);
     if !evals.is_empty() {
-        losses.push(Panel { title: format!("Evaluation {metric_label}"), y_label: metric_label.clone(), series: evals });
+        losses.push(Panel {
+            title: format!("Evaluation {metric_label}"),
+            y_label: metric_label.clone(),
+            series: evals,
+        });
     }
     draw(&run_dir.join("losses"), &format!("{name}: losses"), "optimizer step", &losses)?;
     written.push(run_dir.join("losses.png"));
     let weights = log.series("weight.");
     if weights.len() > 1 {
         let mut panels = vec![Panel { title: "Task weights".into(), y_label: "weight".into(), series: weights }];
-        panels.push(Panel { title: format!("Dev and test {metric_label}"), y_label: metric_label, series: log.metric_series(metric) });
+        panels.push(Panel {
+            title: format!("Dev and test {metric_label}"),
+            y_label: metric_label,
+            series: log.metric_series(metric),
+        });
         draw(&run_dir.join("weights"), &format!("{name}: task weights"), "optimizer step", &panels)?;
         written.push(run_dir.join("weights.png"));
     }

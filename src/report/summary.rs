@@ -19,16 +19,28 @@ pub struct RunSummary {
 
 impl RunSummary {
     pub fn read(dir: &Path) -> Result<Self> {
-        let config: RunConfig = toml::from_str(&std::fs::read_to_string(dir.join("config.toml")).with_context(|| format!("{} has no config.toml", dir.display()))?)
-            .with_context(|| format!("{}/config.toml is not valid", dir.display()))?;
-        let result: RunResult = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).with_context(|| format!("{} has no results.json (not finished?)", dir.display()))?)
-            .with_context(|| format!("{}/results.json is not valid", dir.display()))?;
+        let config: RunConfig = toml::from_str(
+            &std::fs::read_to_string(dir.join("config.toml"))
+                .with_context(|| format!("{} has no config.toml", dir.display()))?,
+        )
+        .with_context(|| format!("{}/config.toml is not valid", dir.display()))?;
+        let result: RunResult = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("results.json"))
+                .with_context(|| format!("{} has no results.json (not finished?)", dir.display()))?,
+        )
+        .with_context(|| format!("{}/results.json is not valid", dir.display()))?;
         Ok(Self { dir: dir.to_path_buf(), config, result })
     }
 
     /// The task's name: the folder holding its training file (`chemprot`, `citation_intent`).
     pub fn task(&self) -> String {
-        self.config.task.train.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "task".into())
+        self.config
+            .task
+            .train
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "task".into())
     }
 }
 
@@ -59,8 +71,10 @@ pub fn table(runs: &[RunSummary]) -> BTreeMap<(String, String), (Vec<f64>, Vec<f
 /// The comparison table as Markdown (test, with dev in parentheses).
 pub fn table_markdown(runs: &[RunSummary]) -> String {
     let cells = table(runs);
-    let tasks: Vec<String> = cells.keys().map(|(_, t)| t.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let strategies: Vec<String> = cells.keys().map(|(s, _)| s.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let tasks: Vec<String> =
+        cells.keys().map(|(_, t)| t.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let strategies: Vec<String> =
+        cells.keys().map(|(s, _)| s.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let mut out = format!("| strategy | {} |\n| --- |{}\n", tasks.join(" | "), " --- |".repeat(tasks.len()));
     for s in &strategies {
         let row: Vec<String> = tasks
@@ -91,15 +105,36 @@ pub fn write_report(runs: &[RunSummary], out: &Path) -> Result<PathBuf> {
     for r in runs {
         let charts = super::write_run_charts(&r.dir, r.config.metric().key())?;
         let _ = writeln!(md, "## {}\n", r.dir.display());
-        let _ = writeln!(md, "strategy `{}`, task `{}`, seed {}, {} steps, best at step {}, {:.0} s\n", r.config.strategy_name(), r.task(), r.config.seed, r.result.steps, r.result.best_step.map_or("-".into(), |s| s.to_string()), r.result.train_seconds);
+        let _ = writeln!(
+            md,
+            "strategy `{}`, task `{}`, seed {}, {} steps, best at step {}, {:.0} s\n",
+            r.config.strategy_name(),
+            r.task(),
+            r.config.seed,
+            r.result.steps,
+            r.result.best_step.map_or("-".into(), |s| s.to_string()),
+            r.result.train_seconds
+        );
         for (split, scores) in [("dev", &r.result.dev), ("test", &r.result.test)] {
             if let Some(s) = scores {
-                let _ = writeln!(md, "- {split}: accuracy {:.2}, macro-F1 {:.2}, micro-F1 {:.2} (n = {})", 100.0 * s.accuracy, 100.0 * s.macro_f1, 100.0 * s.micro_f1, s.n);
+                let _ = writeln!(
+                    md,
+                    "- {split}: accuracy {:.2}, macro-F1 {:.2}, micro-F1 {:.2} (n = {})",
+                    100.0 * s.accuracy,
+                    100.0 * s.macro_f1,
+                    100.0 * s.micro_f1,
+                    s.n
+                );
             }
         }
         md += "\n";
         for c in charts {
-            let _ = writeln!(md, "![{}]({})\n", c.file_stem().unwrap_or_default().to_string_lossy(), std::path::absolute(&c).unwrap_or(c.clone()).display());
+            let _ = writeln!(
+                md,
+                "![{}]({})\n",
+                c.file_stem().unwrap_or_default().to_string_lossy(),
+                std::path::absolute(&c).unwrap_or(c.clone()).display()
+            );
         }
     }
     let path = out.join("report.md");
@@ -117,8 +152,22 @@ mod tests {
         let mut config = RunConfig { strategy, seed, ..RunConfig::default() };
         config.task.train = PathBuf::from(format!("data/{task}/train.jsonl"));
         config.task.metric = Some(Metric::Accuracy);
-        let scores = |acc: f64| Scores { accuracy: acc, macro_f1: 0.0, micro_f1: acc, per_label: vec![], confusion: vec![], n: 10 };
-        let result = RunResult { metric: "accuracy".into(), best_step: Some(1), dev: Some(scores(0.5)), test: Some(scores(test_acc)), steps: 1, train_seconds: 1.0 };
+        let scores = |acc: f64| Scores {
+            accuracy: acc,
+            macro_f1: 0.0,
+            micro_f1: acc,
+            per_label: vec![],
+            confusion: vec![],
+            n: 10,
+        };
+        let result = RunResult {
+            metric: "accuracy".into(),
+            best_step: Some(1),
+            dev: Some(scores(0.5)),
+            test: Some(scores(test_acc)),
+            steps: 1,
+            train_seconds: 1.0,
+        };
         RunSummary { dir: PathBuf::from("x"), config, result }
     }
 

@@ -21,7 +21,15 @@ pub struct HeadInfo {
     pub head_dropout: f64,
 }
 
-pub fn save_model(dest: &Path, model: &TartanModel, config: &ModelConfig, tokenizer: &TextTokenizer, labels: &LabelMap, max_length: usize, head_dropout: f64) -> Result<()> {
+pub fn save_model(
+    dest: &Path,
+    model: &TartanModel,
+    config: &ModelConfig,
+    tokenizer: &TextTokenizer,
+    labels: &LabelMap,
+    max_length: usize,
+    head_dropout: f64,
+) -> Result<()> {
     let staged = staging_dir(dest)?;
     write_encoder_files(&staged, &model.encoder, model.mlm.as_ref(), config, tokenizer)?;
     write_atomic(&staged.join("head.safetensors"), &to_safetensors_bytes(&plain_tensors(&model.classifier))?)?;
@@ -31,13 +39,25 @@ pub fn save_model(dest: &Path, model: &TartanModel, config: &ModelConfig, tokeni
 }
 
 /// A pretrained encoder (and MLM head) in Hugging Face layout: what `tartan train` starts from.
-pub fn save_pretrained(dest: &Path, encoder: &Bert, mlm: Option<&MlmHead>, config: &ModelConfig, tokenizer: &TextTokenizer) -> Result<()> {
+pub fn save_pretrained(
+    dest: &Path,
+    encoder: &Bert,
+    mlm: Option<&MlmHead>,
+    config: &ModelConfig,
+    tokenizer: &TextTokenizer,
+) -> Result<()> {
     let staged = staging_dir(dest)?;
     write_encoder_files(&staged, encoder, mlm, config, tokenizer)?;
     replace_dir(&staged, dest)
 }
 
-fn write_encoder_files(dir: &Path, encoder: &Bert, mlm: Option<&MlmHead>, config: &ModelConfig, tokenizer: &TextTokenizer) -> Result<()> {
+fn write_encoder_files(
+    dir: &Path,
+    encoder: &Bert,
+    mlm: Option<&MlmHead>,
+    config: &ModelConfig,
+    tokenizer: &TextTokenizer,
+) -> Result<()> {
     let family = config.family;
     let mut raw = config.raw.clone();
     let (prefix, arch) = match (mlm, family) {

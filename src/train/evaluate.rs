@@ -10,7 +10,13 @@ use crate::data::task::Split;
 use crate::model::TartanModel;
 
 /// Class probabilities for each sequence, in input order. `model` should be `valid()`.
-pub fn predict_probs(model: &TartanModel, ids: &[Vec<u32>], batch_size: usize, pad_id: u32, device: &Device) -> Vec<Vec<f32>> {
+pub fn predict_probs(
+    model: &TartanModel,
+    ids: &[Vec<u32>],
+    batch_size: usize,
+    pad_id: u32,
+    device: &Device,
+) -> Vec<Vec<f32>> {
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     let mut out = vec![Vec::new(); ids.len()];
     for batch in eval_batches(&lengths, batch_size) {
@@ -30,7 +36,14 @@ pub fn argmax(p: &[f32]) -> usize {
     p.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
 }
 
-pub fn evaluate(model: &TartanModel, split: &Split, labels: &LabelMap, batch_size: usize, pad_id: u32, device: &Device) -> Scores {
+pub fn evaluate(
+    model: &TartanModel,
+    split: &Split,
+    labels: &LabelMap,
+    batch_size: usize,
+    pad_id: u32,
+    device: &Device,
+) -> Scores {
     let probs = predict_probs(model, &split.ids, batch_size, pad_id, device);
     let pred: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
     Scores::compute(&split.labels, &pred, &labels.labels)

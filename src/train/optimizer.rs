@@ -49,7 +49,13 @@ impl AdamW {
     }
 
     /// One update of every parameter that has a gradient; `lr_factor` is the schedule's.
-    pub fn step<M: Module>(&mut self, module: M, mut grads: GradBuffer, lr_factor: f64, paths: &HashMap<ParamId, String>) -> M {
+    pub fn step<M: Module>(
+        &mut self,
+        module: M,
+        mut grads: GradBuffer,
+        lr_factor: f64,
+        paths: &HashMap<ParamId, String>,
+    ) -> M {
         self.steps += 1;
         let t = self.steps as i32;
         let c = &self.config;
@@ -78,14 +84,22 @@ impl AdamW {
         out
     }
 
-    pub fn load_state(&mut self, steps: u64, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, paths: &HashMap<ParamId, String>, device: &burn::tensor::Device) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        steps: u64,
+        tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+        paths: &HashMap<ParamId, String>,
+        device: &burn::tensor::Device,
+    ) -> Result<()> {
         self.steps = steps;
         self.moments.clear();
         for (id, path) in paths {
             let get = |s: &str| tensors.get(&format!("{path}.{s}"));
             match (get("exp_avg"), get("exp_avg_sq")) {
                 (Some((sm, m)), Some((sv, v))) => {
-                    let t = |shape: &Vec<usize>, x: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(x.clone(), shape.clone()), device);
+                    let t = |shape: &Vec<usize>, x: &Vec<f32>| {
+                        Tensor::<1>::from_data(TensorData::new(x.clone(), shape.clone()), device)
+                    };
                     self.moments.insert(*id, (t(sm, m), t(sv, v)));
                 }
                 (None, None) if steps == 0 => {}

@@ -24,10 +24,12 @@ use super::metrics::Scores;
 use super::optimizer::{AdamW, AdamWConfig, Group, linear_schedule};
 use crate::config::{HeadInit, MetaSource, RunConfig, Strategy};
 use crate::data::TaskData;
+use crate::data::batch::DataPosition;
 use crate::data::corpus::Corpus;
 use crate::data::masking::Masker;
-use crate::data::batch::DataPosition;
-use crate::model::weights::{init_head_from_pooler, load_plain, param_paths, plain_tensors, read_plain, to_safetensors_bytes};
+use crate::model::weights::{
+    init_head_from_pooler, load_plain, param_paths, plain_tensors, read_plain, to_safetensors_bytes,
+};
 use crate::model::{ClassificationHead, Pretrained, TartanModel, is_encoder_param};
 use crate::objectives::Objective;
 use crate::objectives::classification::Classification;
@@ -125,12 +127,20 @@ impl Trainer {
         std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create run folder {}", run_dir.display()))?;
         let pretrained = Pretrained::open(&phase.model_source(&cfg))?;
         let limit = pretrained.config.max_input_length();
-        for (what, len) in std::iter::once(("model.max_length", cfg.model.max_length)).chain(cfg.aux.iter().map(|a| ("aux block_size", a.block_size))) {
+        for (what, len) in std::iter::once(("model.max_length", cfg.model.max_length))
+            .chain(cfg.aux.iter().map(|a| ("aux block_size", a.block_size)))
+        {
             if len > limit {
                 bail!("{what} = {len} is beyond the model's {limit} position embeddings; set it to at most {limit}");
             }
         }
-        let mut task = TaskData::load(&cfg.task.train, cfg.task.dev.as_deref(), cfg.task.test.as_deref(), &pretrained.tokenizer, cfg.model.max_length)?;
+        let mut task = TaskData::load(
+            &cfg.task.train,
+            cfg.task.dev.as_deref(),
+            cfg.task.test.as_deref(),
+            &pretrained.tokenizer,
+            cfg.model.max_length,
+        )?;
         let meta_dev = match (cfg.strategy, cfg.meta.source) {
             (Strategy::MetaTartan, MetaSource::TrainHoldout) => {
                 let held = task.train.hold_out(cfg.meta.holdout, cfg.seed);
@@ -157,10 +167,14 @@ impl Trainer {
         device.seed(cfg.seed);
         let with_mlm = !aux_used.is_empty();
         if with_mlm && pretrained.tokenizer.mask_id.is_none() {
-            bail!("the tokenizer of {} has no mask token ([MASK] or <mask>), which masked-LM needs", pretrained.dir.display());
+            bail!(
+                "the tokenizer of {} has no mask token ([MASK] or <mask>), which masked-LM needs",
+                pretrained.dir.display()
+            );
         }
         let (encoder, mlm) = pretrained.load(with_mlm, &device)?;
-        let mut classifier = ClassificationHead::new(pretrained.config.hidden_size, task.labels.len(), cfg.model.head_dropout, &device);
+        let mut classifier =
+            ClassificationHead::new(pretrained.config.hidden_size, task.labels.len(), cfg.model.head_dropout, &device);
         if cfg.model.head_init == HeadInit::Pooler && phase == Phase::Main {
             let (head, from_pooler) = init_head_from_pooler(&pretrained.dir, pretrained.config.family, classifier)?;
             classifier = head;
@@ -195,7 +209,16 @@ impl Trainer {
             (Phase::Main, Strategy::MtTartan) => Box::new(Fixed(cfg.fixed_weights())),
             (Phase::Main, Strategy::MetaTartan) => {
                 let dev = meta_dev.context("META-TARTAN needs meta-dev data")?;
-                Box::new(MetaTartan::new(cfg.meta.clone(), objectives.len(), t.grad_accum, &model, dev, task.labels.len(), pad, cfg.seed))
+                Box::new(MetaTartan::new(
+                    cfg.meta.clone(),
+                    objectives.len(),
+                    t.grad_accum,
+                    &model,
+                    dev,
+                    task.labels.len(),
+                    pad,
+                    cfg.seed,
+                ))
             }
             _ => Box::new(Fixed(vec![1.0; objectives.len()])),
         };
@@ -263,8 +286,21 @@ impl Trainer {
         self.run_until(self.total_steps)?;
         if let Phase::Pretrain(_) = self.phase {
             let model = &self.model;
-            save_pretrained(&self.run_dir.join("model"), &model.encoder, model.mlm.as_ref(), &self.pretrained.config, &self.pretrained.tokenizer)?;
-            let result = RunResult { metric: "mlm".into(), best_step: None, dev: None, test: None, steps: self.state.step, train_seconds: started.elapsed().as_secs_f64() };
+            save_pretrained(
+                &self.run_dir.join("model"),
+                &model.encoder,
+                model.mlm.as_ref(),
+                &self.pretrained.config,
+                &self.pretrained.tokenizer,
+            )?;
+            let result = RunResult {
+                metric: "mlm".into(),
+                best_step: None,
+                dev: None,
+                test: None,
+                steps: self.state.step,
+                train_seconds: started.elapsed().as_secs_f64(),
+            };
             write_atomic(&self.run_dir.join("results.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
             return Ok(result);
         }
@@ -409,14 +445,12 @@ impl Trainer {
         let pad = self.pretrained.tokenizer.pad_id;
         let mut dev_value = None;
         let mut scored: (Option<Scores>, Option<Scores>) = (None, None);
-        for (name, split) in [("dev", self.task.dev.as_ref()), ("test", self.task.test.as_ref().filter(|_| self.cfg.eval.test))] {
+        for (name, split) in
+            [("dev", self.task.dev.as_ref()), ("test", self.task.test.as_ref().filter(|_| self.cfg.eval.test))]
+        {
             let Some(split) = split else { continue };
             let scores = evaluate(&eval_model, split, &self.task.labels, bs, pad, &plain);
-            tracing::info!(
-                "step {step} {name}: accuracy {:.4}, macro-F1 {:.4}",
-                scores.accuracy,
-                scores.macro_f1
-            );
+            tracing::info!("step {step} {name}: accuracy {:.4}, macro-F1 {:.4}", scores.accuracy, scores.macro_f1);
             self.write_log_ref(json!({"type": "eval", "step": step, "split": name, "accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "micro_f1": scores.micro_f1}))?;
             if name == "dev" {
                 dev_value = Some(scores.get(metric));
@@ -505,7 +539,10 @@ impl Trainer {
         self.check_finite(&tensors)?;
         let staged = staging_dir(&dest)?;
         write_atomic(&staged.join("model.safetensors"), &to_safetensors_bytes(&tensors)?)?;
-        write_atomic(&staged.join("optimizer.safetensors"), &to_safetensors_bytes(&self.optim.state_tensors(&self.paths))?)?;
+        write_atomic(
+            &staged.join("optimizer.safetensors"),
+            &to_safetensors_bytes(&self.optim.state_tensors(&self.paths))?,
+        )?;
         let state = json!({"train": self.state, "optimizer_steps": self.optim.steps()});
         write_atomic(&staged.join("state.json"), serde_json::to_string_pretty(&state)?.as_bytes())?;
         replace_dir(&staged, &dest)

@@ -53,11 +53,21 @@ pub struct MetaTartan {
 
 impl MetaTartan {
     /// `dev` is where meta-dev examples come from: the dev split or a held-out slice of train.
-    pub fn new(cfg: MetaSection, n_tasks: usize, accum: usize, model: &TartanModel, dev: Split, n_labels: usize, pad_id: u32, seed: u64) -> Self {
+    pub fn new(
+        cfg: MetaSection,
+        n_tasks: usize,
+        accum: usize,
+        model: &TartanModel,
+        dev: Split,
+        n_labels: usize,
+        pad_id: u32,
+        seed: u64,
+    ) -> Self {
         let mut sample_source = dev.clone();
         let sample = sample_source.hold_out(cfg.dev_head_sample.min(dev.len()), seed);
         let dev_stream = BatchStream::new(dev.lengths(), cfg.dev_batch, seed ^ 0x5eed, true);
-        let encoder_ids = param_paths(model).into_iter().filter(|(_, p)| is_encoder_param(p)).map(|(id, _)| id).collect();
+        let encoder_ids =
+            param_paths(model).into_iter().filter(|(_, p)| is_encoder_param(p)).map(|(id, _)| id).collect();
         Self {
             cfg,
             accum,
@@ -101,7 +111,13 @@ pub fn dev_features(model: &TartanModel, split: &Split, pad_id: u32) -> Tensor<2
 
 /// Fits `head` on fixed features (the encoder frozen) with AdamW, at most `iters` steps,
 /// stopping once the loss changes by less than `tol`.
-pub fn fit_dev_head(mut head: ClassificationHead, features: Tensor<2>, labels: &[usize], cfg: &MetaSection, device: &Device) -> ClassificationHead {
+pub fn fit_dev_head(
+    mut head: ClassificationHead,
+    features: Tensor<2>,
+    labels: &[usize],
+    cfg: &MetaSection,
+    device: &Device,
+) -> ClassificationHead {
     let x = Tensor::<2>::from_data(features.into_data(), device);
     let y = labels_tensor(labels, device);
     let paths = param_paths(&head);
@@ -159,7 +175,13 @@ impl Weighting for MetaTartan {
         }
         let features = dev_features(model, &self.sample, self.pad_id);
         let [_, hidden] = features.dims();
-        let head = fit_dev_head(ClassificationHead::new(hidden, self.n_labels, 0.0, device), features, &self.sample.labels, &self.cfg, device);
+        let head = fit_dev_head(
+            ClassificationHead::new(hidden, self.n_labels, 0.0, device),
+            features,
+            &self.sample.labels,
+            &self.cfg,
+            device,
+        );
         let idx = self.dev_stream.next_batch();
         let seqs: Vec<&[u32]> = idx.iter().map(|&i| self.dev.ids[i].as_slice()).collect();
         let labels: Vec<usize> = idx.iter().map(|&i| self.dev.labels[i]).collect();

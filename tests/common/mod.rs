@@ -43,8 +43,12 @@ impl Reference {
         for (name, view) in st.tensors() {
             let d = view.data();
             let values: Vec<f64> = match view.dtype() {
-                safetensors::Dtype::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
-                safetensors::Dtype::I64 => d.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+                safetensors::Dtype::F32 => {
+                    d.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect()
+                }
+                safetensors::Dtype::I64 => {
+                    d.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64).collect()
+                }
                 other => panic!("unexpected dtype {other:?} for {name}"),
             };
             tensors.insert(name, RefTensor { shape: view.shape().to_vec(), values });
