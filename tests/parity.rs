@@ -48,7 +48,7 @@ fn reference_head(r: &Reference, device: &Device) -> ClassificationHead {
     put("dense.bias", "head.dense.bias", false);
     put("out_proj.weight", "head.out.weight", true);
     put("out_proj.bias", "head.out.bias", false);
-    weights::load_plain(ClassificationHead::new(h, n, 0.0, device), &map, "reference head").unwrap()
+    weights::load_plain(ClassificationHead::new(h, n, 0.0, device), map, "reference head").unwrap()
 }
 
 fn values(t: Tensor<1>) -> Vec<f32> {

@@ -176,6 +176,12 @@ struct Loader<'a> {
     mismatched: Vec<String>,
 }
 
+impl<'a> Loader<'a> {
+    fn new(state: &'a StateDict, key_of: &'a dyn Fn(&str, usize) -> (String, bool)) -> Self {
+        Self { state, key_of, path: PathTracker::default(), used: BTreeSet::new(), missing: vec![], mismatched: vec![] }
+    }
+}
+
 impl ModuleMapper for Loader<'_> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.enter(name);
@@ -228,14 +234,7 @@ pub fn load_pretrained(
     device: &Device,
 ) -> Result<(Bert, Option<MlmHead>, LoadReport)> {
     let state = StateDict::from_dir(dir, config.family)?;
-    let mut loader = Loader {
-        state: &state,
-        key_of: &hf_key,
-        path: PathTracker::default(),
-        used: BTreeSet::new(),
-        missing: vec![],
-        mismatched: vec![],
-    };
+    let mut loader = Loader::new(&state, &hf_key);
     let encoder = Bert::new(config, device).map(&mut loader);
     if !loader.missing.is_empty() || !loader.mismatched.is_empty() {
         let mut msg =
@@ -258,14 +257,7 @@ pub fn load_pretrained(
     let mlm = if with_mlm {
         let family = config.family;
         let key_of = move |path: &str, rank: usize| (mlm_key(path, family), rank == 2);
-        let mut head_loader = Loader {
-            state: &state,
-            key_of: &key_of,
-            path: PathTracker::default(),
-            used: BTreeSet::new(),
-            missing: vec![],
-            mismatched: vec![],
-        };
+        let mut head_loader = Loader::new(&state, &key_of);
         let head = MlmHead::new(config, device).map(&mut head_loader);
         if !head_loader.mismatched.is_empty() {
             bail!("MLM head in {} has wrongly shaped keys: {}", dir.display(), head_loader.mismatched.join("; "));
@@ -361,17 +353,9 @@ pub fn read_plain(file: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)
 }
 
 /// Loads parameters of `module` from a flat safetensors map keyed by burn paths (heads, resume).
-pub fn load_plain<M: Module>(module: M, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, what: &str) -> Result<M> {
-    let state = StateDict { tensors: tensors.clone() };
-    let key_of = |path: &str, _rank: usize| (path.to_string(), false);
-    let mut loader = Loader {
-        state: &state,
-        key_of: &key_of,
-        path: PathTracker::default(),
-        used: BTreeSet::new(),
-        missing: vec![],
-        mismatched: vec![],
-    };
+pub fn load_plain<M: Module>(module: M, tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>, what: &str) -> Result<M> {
+    let state = StateDict { tensors };
+    let mut loader = Loader::new(&state, &plain_key);
     let module = module.map(&mut loader);
     if !loader.missing.is_empty() || !loader.mismatched.is_empty() {
         bail!("{what}: missing {:?}, wrongly shaped {:?}", loader.missing, loader.mismatched);
@@ -379,10 +363,14 @@ pub fn load_plain<M: Module>(module: M, tensors: &BTreeMap<String, (Vec<usize>, 
     Ok(module)
 }
 
+/// Files written by tartan itself (heads, resume checkpoints) key tensors by burn path, as stored.
+fn plain_key(path: &str, _rank: usize) -> (String, bool) {
+    (path.to_string(), false)
+}
+
 /// A module's parameters keyed by burn path, the inverse of `load_plain`.
 pub fn plain_tensors<M: Module>(module: &M) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let key_of = |path: &str, _rank: usize| (path.to_string(), false);
-    let mut c = Collector { key_of: &key_of, grads: None, path: PathTracker::default(), out: vec![] };
+    let mut c = Collector { key_of: &plain_key, grads: None, path: PathTracker::default(), out: vec![] };
     module.visit(&mut c);
     c.out
 }
@@ -425,14 +413,7 @@ pub fn init_head_from_pooler(
         return Ok((head, false));
     }
     let key_of = |path: &str, rank: usize| (path.replace("dense.", "pooler.dense."), rank == 2);
-    let mut loader = Loader {
-        state: &state,
-        key_of: &key_of,
-        path: PathTracker::default(),
-        used: BTreeSet::new(),
-        missing: vec![],
-        mismatched: vec![],
-    };
+    let mut loader = Loader::new(&state, &key_of);
     let head = head.map(&mut loader);
     if !loader.mismatched.is_empty() {
         bail!("the pooler in {} does not fit the head: {}", dir.display(), loader.mismatched.join("; "));

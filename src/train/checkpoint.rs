@@ -97,7 +97,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<SavedModel> {
     let (encoder, mlm) = pretrained.load(false, device)?;
     let hidden = pretrained.config.hidden_size;
     let head = ClassificationHead::new(hidden, info.labels.len(), info.head_dropout, device);
-    let classifier = load_plain(head, &read_plain(&dir.join("head.safetensors"))?, "head.safetensors")?;
+    let classifier = load_plain(head, read_plain(&dir.join("head.safetensors"))?, "head.safetensors")?;
     let labels = LabelMap { labels: info.labels.clone() };
     Ok(SavedModel { model: TartanModel { encoder, classifier, mlm }, pretrained, labels, info })
 }

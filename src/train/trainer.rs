@@ -559,7 +559,7 @@ impl Trainer {
         let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("state.json"))?)?;
         self.state = serde_json::from_value(state["train"].clone()).context("checkpoint/state.json is not valid")?;
         let steps = state["optimizer_steps"].as_u64().unwrap_or(0);
-        self.model = load_plain(self.model.clone(), &read_plain(&dir.join("model.safetensors"))?, "checkpoint model")?;
+        self.model = load_plain(self.model.clone(), read_plain(&dir.join("model.safetensors"))?, "checkpoint model")?;
         self.paths = param_paths(&self.model);
         self.encoder_ids = self.paths.iter().filter(|(_, p)| is_encoder_param(p)).map(|(id, _)| *id).collect();
         self.optim.load_state(steps, &read_plain(&dir.join("optimizer.safetensors"))?, &self.paths, &self.device)?;
