@@ -245,6 +245,43 @@ impl Default for EvalSection {
     }
 }
 
+/// Checkpoints for resuming a run (`checkpoint-<step>/`, as Hugging Face Trainer names them).
+/// `best/`, the best model by dev metric, is kept apart and always.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSection {
+    /// Save every this many optimizer steps; 0 means at each evaluation.
+    pub every_steps: usize,
+    /// How many of the most recent checkpoints are kept.
+    pub keep: usize,
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        Self { every_steps: 0, keep: 1 }
+    }
+}
+
+/// The optional last stage of the TARTAN reference, after any strategy: the best model is
+/// fine-tuned on the end-task alone at a small learning rate and replaces `best/` only if the
+/// dev metric improves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinalFinetuneSection {
+    /// Epochs over the end-task at most; 0 turns the stage off.
+    pub epochs: usize,
+    /// Learning rate of encoder and head.
+    pub lr: f64,
+    /// Stop after this many evaluations without a better dev metric.
+    pub patience: usize,
+}
+
+impl Default for FinalFinetuneSection {
+    fn default() -> Self {
+        Self { epochs: 0, lr: 5e-6, patience: 3 }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
@@ -255,6 +292,8 @@ pub struct RunConfig {
     pub task: TaskSection,
     pub train: TrainSection,
     pub eval: EvalSection,
+    pub checkpoint: CheckpointSection,
+    pub final_finetune: FinalFinetuneSection,
     /// Where tokenized corpora are cached; unset: `<output_dir>/cache`.
     pub cache_dir: Option<PathBuf>,
     pub aux: Vec<AuxCorpus>,
@@ -272,6 +311,8 @@ impl Default for RunConfig {
             task: TaskSection::default(),
             train: TrainSection::default(),
             eval: EvalSection::default(),
+            checkpoint: CheckpointSection::default(),
+            final_finetune: FinalFinetuneSection::default(),
             cache_dir: None,
             aux: vec![],
             pretrain: PretrainSection::default(),
@@ -333,6 +374,20 @@ impl RunConfig {
         }
         if !(0.0..1.0).contains(&self.model.head_dropout) {
             bail!("model.head_dropout must be in [0, 1), got {}", self.model.head_dropout);
+        }
+        if self.checkpoint.keep == 0 {
+            bail!("checkpoint.keep must be at least 1: the latest checkpoint is what a run resumes from");
+        }
+        let f = &self.final_finetune;
+        if f.epochs > 0 {
+            if self.task.dev.is_none() {
+                bail!(
+                    "final_finetune needs dev data to decide whether it improved: set task.dev or final_finetune.epochs = 0"
+                );
+            }
+            if !(f.lr > 0.0 && f.lr.is_finite()) {
+                bail!("final_finetune.lr must be positive, got {}", f.lr);
+            }
         }
         if self.eval.patience > 0 && self.task.dev.is_none() {
             bail!("eval.patience needs dev data to watch: set task.dev or eval.patience = 0");

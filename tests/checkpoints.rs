@@ -92,3 +92,27 @@ fn gradient_accumulation_and_early_stopping_work() {
     assert_eq!(result.steps, 15, "early stopping did not stop the run at step 15");
     assert_eq!(result.best_step, Some(5));
 }
+
+/// A crash inside a checkpoint swap leaves `checkpoint-<step>.old` (the previous complete one)
+/// or a half-written `.staged` folder; resuming finds the complete ones only.
+#[test]
+fn resume_finds_complete_checkpoints_after_a_crash_mid_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str, complete: bool| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        if complete {
+            std::fs::write(d.join("state.json"), "{}").unwrap();
+        }
+    };
+    make("checkpoint-5", true);
+    make("checkpoint-12.old", true);
+    make("checkpoint-13.staged", false);
+    make("checkpoint-x", true);
+    tartan::train::trainer::recover_checkpoints(dir.path()).unwrap();
+    let found = tartan::train::trainer::checkpoints(dir.path()).unwrap();
+    let steps: Vec<usize> = found.iter().map(|(s, _)| *s).collect();
+    assert_eq!(steps, vec![5, 12]);
+    assert!(dir.path().join("checkpoint-12/state.json").exists(), "the .old folder was not put back");
+    assert!(!dir.path().join("checkpoint-13.staged").exists(), "staged leftovers were not removed");
+}

@@ -6,6 +6,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::latest_checkpoint;
 use common::tiny::{TinySetup, tiny_setup};
 
 fn config(setup: &TinySetup, run: &str) -> std::path::PathBuf {
@@ -44,7 +45,8 @@ fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
 
 fn checkpoint_step(run: &std::path::Path) -> usize {
     let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(latest_checkpoint(run).unwrap().join("state.json")).unwrap())
+            .unwrap();
     state["train"]["step"].as_u64().unwrap() as usize
 }
 
@@ -77,7 +79,7 @@ fn kill_9_loses_at_most_the_steps_since_the_last_checkpoint() {
     let run = setup.path("sigkill");
     let mut child = spawn(&["train", "--config", cfg.to_str().unwrap()]);
     wait_for("a checkpoint and 10 more steps", Duration::from_secs(120), || {
-        run.join("checkpoint/state.json").exists() && train_steps(&run) >= 50
+        latest_checkpoint(&run).is_some() && train_steps(&run) >= 50
     });
     child.kill().unwrap();
     child.wait().unwrap();
@@ -103,7 +105,7 @@ fn a_full_disk_is_an_error_and_keeps_the_previous_checkpoint() {
     let out =
         spawn(&["train", "--config", cfg.to_str().unwrap(), "--set", "train.max_steps=20"]).wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let before = std::fs::read(run.join("checkpoint/model.safetensors")).unwrap();
+    let before = std::fs::read(latest_checkpoint(&run).unwrap().join("model.safetensors")).unwrap();
     assert!(before.len() > 100 * 1024, "the tiny model must be larger than the limit below");
 
     // Ignore SIGXFSZ so an over-limit write fails with EFBIG, as on a full disk.
@@ -121,6 +123,6 @@ fn a_full_disk_is_an_error_and_keeps_the_previous_checkpoint() {
             && stderr.contains("previous version is kept"),
         "{stderr}"
     );
-    assert_eq!(std::fs::read(run.join("checkpoint/model.safetensors")).unwrap(), before);
+    assert_eq!(std::fs::read(latest_checkpoint(&run).unwrap().join("model.safetensors")).unwrap(), before);
     assert_eq!(checkpoint_step(&run), 20);
 }

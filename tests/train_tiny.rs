@@ -4,11 +4,13 @@ mod common;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use common::latest_checkpoint;
 use common::tiny::{tiny_config, tiny_setup};
 use tartan::data::task::Split;
 use tartan::train::checkpoint::load_model;
 use tartan::train::evaluate::evaluate;
-use tartan::train::trainer::{Phase, Trainer};
+use tartan::train::strategy;
+use tartan::train::trainer::{Phase, Trainer, checkpoints};
 
 #[test]
 fn finetune_learns_and_the_saved_model_reloads() {
@@ -82,8 +84,10 @@ fn interrupted_and_resumed_run_ends_like_an_uninterrupted_one() {
     assert_eq!(resumed.best_step, full.best_step);
     let (a, b) = (full.test.unwrap(), resumed.test.unwrap());
     assert_eq!(a.confusion, b.confusion);
-    let weights =
-        |run: &str| tartan::model::weights::read_plain(&setup.path(run).join("checkpoint/model.safetensors")).unwrap();
+    let weights = |run: &str| {
+        tartan::model::weights::read_plain(&latest_checkpoint(&setup.path(run)).unwrap().join("model.safetensors"))
+            .unwrap()
+    };
     let (wa, wb) = (weights("full"), weights("resumed"));
     assert_eq!(wa.len(), wb.len());
     for (k, (_, va)) in &wa {
@@ -113,11 +117,76 @@ fn a_diverging_run_skips_non_finite_steps_then_stops_and_keeps_the_last_good_che
     assert!(err.contains("non-finite") || err.contains("not finite"), "{err}");
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap_or_default();
     // Whatever was saved is finite.
-    if run.join("checkpoint/model.safetensors").exists() {
-        let saved = tartan::model::weights::read_plain(&run.join("checkpoint/model.safetensors")).unwrap();
+    if let Some(checkpoint) = latest_checkpoint(&run) {
+        let saved = tartan::model::weights::read_plain(&checkpoint.join("model.safetensors")).unwrap();
         assert!(
             saved.values().all(|(_, v)| v.iter().all(|x| x.is_finite())),
             "a non-finite checkpoint was written; log:\n{log}"
         );
     }
+}
+
+#[test]
+fn checkpoints_follow_their_cadence_and_only_the_latest_are_kept() {
+    let setup = tiny_setup(5);
+    let run = setup.path("run");
+    let extra = ["train.max_steps=24", "eval.every_steps=8", "checkpoint.every_steps=5", "checkpoint.keep=2"];
+    let steps = || checkpoints(&run).unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>();
+    let mut first = Trainer::new(tiny_config(&setup, &run, &extra), Phase::Main, false).unwrap();
+    first.run_until(12).unwrap();
+    drop(first);
+    // Saved at 5 and 10, and at 12 on stopping; two kept.
+    assert_eq!(steps(), vec![10, 12]);
+    Trainer::new(tiny_config(&setup, &run, &extra), Phase::Main, true).unwrap().run().unwrap();
+    assert_eq!(steps(), vec![20, 24]);
+    assert!(run.join("best/model.safetensors").exists(), "best/ is kept apart from the rotation");
+}
+
+/// Dev scores logged by the main phase at its evaluations.
+fn main_dev_accuracies(run: &std::path::Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "eval" && v["split"] == "dev")
+        .map(|v| v["accuracy"].as_f64().unwrap())
+        .collect()
+}
+
+fn dev_accuracy_of_best(setup: &common::tiny::TinySetup, run: &std::path::Path) -> f64 {
+    let device = Device::flex();
+    let saved = load_model(&run.join("best"), &device).unwrap();
+    let split =
+        Split::load(&setup.path("dev.jsonl"), &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)
+            .unwrap();
+    evaluate(&saved.model.valid(), &split, &saved.labels, 64, saved.pretrained.tokenizer.pad_id, &device).accuracy
+}
+
+#[test]
+fn the_final_stage_replaces_best_only_when_dev_improves() {
+    let setup = tiny_setup(6);
+    // A main phase of 3 steps leaves plenty for the final stage to gain at a useful lr.
+    let base = ["train.max_steps=3", "eval.every_steps=3", "final_finetune.epochs=2", "final_finetune.patience=2"];
+    let run = setup.path("improves");
+    let cfg = tiny_config(&setup, &run, &[&base[..], &["final_finetune.lr=5e-3"]].concat());
+    let result = strategy::run(&cfg, false).unwrap();
+    let last = result.final_finetune.clone().expect("the final stage ran");
+    let main_dev = main_dev_accuracies(&run)[0];
+    assert!(last.best_step.is_some(), "the final stage did not improve dev from {main_dev}");
+    let dev = result.dev.as_ref().unwrap().accuracy;
+    assert!(dev > main_dev, "run result {dev} is not the improved {main_dev}");
+    assert_eq!(dev, dev_accuracy_of_best(&setup, &run), "best/ is not the final stage's model");
+    assert!(run.join("final-finetune/results.json").exists());
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert!(saved["final_finetune"]["best_step"].is_u64(), "{saved}");
+
+    // At a learning rate too small to change anything, dev cannot improve: best/ stays.
+    let run = setup.path("same");
+    let cfg = tiny_config(&setup, &run, &[&base[..], &["final_finetune.lr=1e-12"]].concat());
+    let result = strategy::run(&cfg, false).unwrap();
+    assert_eq!(result.final_finetune.as_ref().unwrap().best_step, None);
+    let main_dev = main_dev_accuracies(&run)[0];
+    assert_eq!(result.dev.as_ref().unwrap().accuracy, main_dev);
+    assert_eq!(dev_accuracy_of_best(&setup, &run), main_dev);
 }

@@ -8,9 +8,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use clap::{Args, ValueEnum};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 use crate::config::{AuxCorpus, RunConfig, Strategy};
-use crate::data::batch::{collate, labels_tensor};
+use crate::data::batch::{BatchStream, collate, labels_tensor};
+use crate::data::corpus::Corpus;
+use crate::data::masking::Masker;
 use crate::data::read_jsonl;
 use crate::model::{ClassificationHead, Pretrained, TartanModel};
 use crate::objectives::loss::cross_entropy;
@@ -30,6 +34,9 @@ pub enum Workload {
     Eval,
     /// One META-TARTAN optimizer step with `--aux` TAPT corpora (batches of 16).
     Meta,
+    /// An auxiliary corpus of `--mb` megabytes (ChemProt's domain text repeated): tokenizing
+    /// it into the cache, reopening the cache, and one epoch of masked batches of 16.
+    Corpus,
 }
 
 #[derive(Args)]
@@ -46,6 +53,9 @@ pub struct BenchArgs {
     /// Auxiliary corpora for `meta`.
     #[arg(long, default_value_t = 1)]
     pub aux: usize,
+    /// Corpus size for `corpus`, in megabytes.
+    #[arg(long, default_value_t = 100)]
+    pub mb: usize,
     /// Tiny sizes for a CI smoke run.
     #[arg(long)]
     pub smoke: bool,
@@ -53,21 +63,25 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let (batch, len) = if args.smoke { (2, 16) } else { (16, 128) };
-    let secs = match args.workload {
-        Workload::Step | Workload::Forward => step_or_forward(&args, batch, len)?,
-        Workload::Epoch => train_epoch(&args, len)?,
-        Workload::Eval => eval_throughput(&args, len)?,
-        Workload::Meta => meta(&args, batch, len)?,
+    let median = |secs: f64| serde_json::json!({ "median": secs });
+    let (name, mut report) = match args.workload {
+        Workload::Step => (format!("train step {batch}x{len}"), median(step_or_forward(&args, batch, len)?)),
+        Workload::Forward => (format!("forward {batch}x{len}"), median(step_or_forward(&args, batch, len)?)),
+        Workload::Epoch => {
+            ("training examples/s over a ChemProt epoch (batch 32)".into(), median(train_epoch(&args, len)?))
+        }
+        Workload::Eval => {
+            ("evaluation examples/s over ChemProt dev (batch 64)".into(), median(eval_throughput(&args, len)?))
+        }
+        Workload::Meta => {
+            (format!("meta-tartan step, {} aux, batches of {batch}", args.aux), median(meta(&args, batch, len)?))
+        }
+        Workload::Corpus => ("auxiliary corpus: tokenize, cache, masked batches of 16".into(), corpus(&args, len)?),
     };
-    let name = match args.workload {
-        Workload::Step => format!("train step {batch}x{len}"),
-        Workload::Forward => format!("forward {batch}x{len}"),
-        Workload::Epoch => "training examples/s over a ChemProt epoch (batch 32)".into(),
-        Workload::Eval => "evaluation examples/s over ChemProt dev (batch 64)".into(),
-        Workload::Meta => format!("meta-tartan step, {} aux, batches of {batch}", args.aux),
-    };
-    let rss = peak_rss_mb();
-    println!("{}", serde_json::json!({"workload": name, "median": secs, "peak_rss_mb": rss, "threads": cpu_threads()}));
+    report["workload"] = name.into();
+    report["peak_rss_mb"] = peak_rss_mb().into();
+    report["threads"] = cpu_threads().into();
+    println!("{report}");
     Ok(())
 }
 
@@ -207,6 +221,61 @@ fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
     }
     let _ = std::fs::remove_dir_all(&run);
     Ok(median(times))
+}
+
+/// Tokenization, cache and batching throughput of a large auxiliary corpus.
+fn corpus(args: &BenchArgs, len: usize) -> Result<serde_json::Value> {
+    let p = Pretrained::open(&args.model)?;
+    let dir = tempfile_dir()?;
+    let source = std::fs::read_to_string(args.task.join("domain.1xTAPT.txt"))
+        .with_context(|| format!("cannot read {}", args.task.join("domain.1xTAPT.txt").display()))?;
+    let target = if args.smoke { 1 << 16 } else { args.mb << 20 };
+    let file = dir.join("corpus.txt");
+    let mut text = String::with_capacity(target + source.len());
+    while text.len() < target {
+        text.push_str(&source);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    std::fs::write(&file, &text)?;
+    let (bytes, cache) = (text.len(), dir.join("cache"));
+    drop(text);
+
+    let start = Instant::now();
+    let corpus = Corpus::open("bench", &file, &p.tokenizer, len, &cache)?;
+    let tokenize_s = start.elapsed().as_secs_f64();
+    drop(corpus);
+    let start = Instant::now();
+    let corpus = Corpus::open("bench", &file, &p.tokenizer, len, &cache)?;
+    let reopen_s = start.elapsed().as_secs_f64();
+
+    let masker = Masker {
+        prob: 0.15,
+        mask_id: p.tokenizer.mask_id.context("the model's tokenizer has no mask token")?,
+        vocab_size: p.config.vocab_size as u32,
+        special: p.tokenizer.special_ids.clone(),
+    };
+    let device = crate::device::compute();
+    let mut stream = BatchStream::new(corpus.lengths(), 16, 0, true);
+    let mut rng = StdRng::seed_from_u64(0);
+    let batches = stream.batches_per_epoch();
+    let start = Instant::now();
+    for _ in 0..batches {
+        let seqs: Vec<Vec<u32>> = stream.next_batch().into_iter().map(|i| corpus.get(i)).collect::<Result<_>>()?;
+        let masked = masker.mask(&seqs, &mut rng);
+        let refs: Vec<&[u32]> = masked.input.iter().map(Vec::as_slice).collect();
+        let _ = collate(&refs, p.tokenizer.pad_id, &device);
+    }
+    let batch_s = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mb = bytes as f64 / (1 << 20) as f64;
+    Ok(serde_json::json!({
+        "megabytes": mb, "lines": corpus.len(),
+        "tokenize_s": tokenize_s, "tokenize_mb_per_s": mb / tokenize_s, "tokenize_lines_per_s": corpus.len() as f64 / tokenize_s,
+        "cache_reopen_s": reopen_s,
+        "masked_batches": batches, "batching_s": batch_s, "batches_per_s": batches as f64 / batch_s,
+    }))
 }
 
 fn tempfile_dir() -> Result<PathBuf> {

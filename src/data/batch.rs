@@ -62,36 +62,6 @@ pub fn labels_tensor(labels: &[usize], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(v, [labels.len()]), device)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn epoch_batches_cover_every_example_once_and_depend_on_seed_and_epoch() {
-        let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 300).collect();
-        let a = epoch_batches(&lengths, 16, 1, 0, true);
-        let mut all: Vec<usize> = a.concat();
-        all.sort();
-        assert_eq!(all, (0..1000).collect::<Vec<_>>());
-        assert_eq!(a, epoch_batches(&lengths, 16, 1, 0, true));
-        assert_ne!(a, epoch_batches(&lengths, 16, 1, 1, true));
-        assert_ne!(a, epoch_batches(&lengths, 16, 2, 0, true));
-        let plain: Vec<usize> = epoch_batches(&lengths, 16, 1, 0, false).concat();
-        assert_eq!(plain.len(), 1000);
-    }
-
-    #[test]
-    fn bucketing_pads_less_than_random_batches() {
-        let lengths: Vec<usize> = (0..3200).map(|i| 10 + (i * 7919) % 300).collect();
-        let padded = |batches: &[Vec<usize>]| -> usize {
-            batches.iter().map(|b| b.iter().map(|&i| lengths[i]).max().unwrap() * b.len()).sum()
-        };
-        let bucketed = padded(&epoch_batches(&lengths, 32, 0, 0, true));
-        let random: Vec<Vec<usize>> = (0..3200).collect::<Vec<_>>().chunks(32).map(<[usize]>::to_vec).collect();
-        assert!(bucketed * 10 < padded(&random) * 7, "{bucketed} vs {}", padded(&random));
-    }
-}
-
 /// Where a stream of epochs stands: resuming from it replays exactly the same batches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DataPosition {
@@ -139,5 +109,35 @@ impl BatchStream {
         let batch = self.current[self.position.batch].clone();
         self.position.batch += 1;
         batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_batches_cover_every_example_once_and_depend_on_seed_and_epoch() {
+        let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 300).collect();
+        let a = epoch_batches(&lengths, 16, 1, 0, true);
+        let mut all: Vec<usize> = a.concat();
+        all.sort();
+        assert_eq!(all, (0..1000).collect::<Vec<_>>());
+        assert_eq!(a, epoch_batches(&lengths, 16, 1, 0, true));
+        assert_ne!(a, epoch_batches(&lengths, 16, 1, 1, true));
+        assert_ne!(a, epoch_batches(&lengths, 16, 2, 0, true));
+        let plain: Vec<usize> = epoch_batches(&lengths, 16, 1, 0, false).concat();
+        assert_eq!(plain.len(), 1000);
+    }
+
+    #[test]
+    fn bucketing_pads_less_than_random_batches() {
+        let lengths: Vec<usize> = (0..3200).map(|i| 10 + (i * 7919) % 300).collect();
+        let padded = |batches: &[Vec<usize>]| -> usize {
+            batches.iter().map(|b| b.iter().map(|&i| lengths[i]).max().unwrap() * b.len()).sum()
+        };
+        let bucketed = padded(&epoch_batches(&lengths, 32, 0, 0, true));
+        let random: Vec<Vec<usize>> = (0..3200).collect::<Vec<_>>().chunks(32).map(<[usize]>::to_vec).collect();
+        assert!(bucketed * 10 < padded(&random) * 7, "{bucketed} vs {}", padded(&random));
     }
 }

@@ -62,6 +62,10 @@ pub struct RunResult {
     pub test: Option<Scores>,
     pub steps: usize,
     pub train_seconds: f64,
+    /// The last end-task-only stage, when configured; its model is the run's result only if
+    /// it improved the dev metric (`best_step` set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_finetune: Option<Box<RunResult>>,
 }
 
 pub struct Trainer {
@@ -81,6 +85,7 @@ pub struct Trainer {
     total_steps: usize,
     warmup_steps: usize,
     eval_every: usize,
+    checkpoint_every: usize,
     log: File,
 }
 
@@ -90,11 +95,13 @@ enum StepOutcome {
 }
 
 /// Which part of a run a trainer does: strategy pretrain-finetune first runs one masked-LM
-/// phase per auxiliary corpus, then the main (end-task) phase every strategy has.
+/// phase per auxiliary corpus, then the main phase every strategy has, then (when
+/// `final_finetune.epochs` > 0) the end-task alone, starting from the main phase's best model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Pretrain(usize),
     Main,
+    FinalFinetune,
 }
 
 impl Phase {
@@ -102,6 +109,7 @@ impl Phase {
         match self {
             Phase::Main => cfg.output_dir.clone(),
             Phase::Pretrain(i) => cfg.output_dir.join(format!("pretrain-{}", cfg.aux[i].name)),
+            Phase::FinalFinetune => cfg.output_dir.join("final-finetune"),
         }
     }
 
@@ -112,6 +120,7 @@ impl Phase {
             (Phase::Pretrain(i), _) => Some(i - 1),
             (Phase::Main, Strategy::PretrainFinetune) => Some(cfg.aux.len() - 1),
             (Phase::Main, _) => None,
+            (Phase::FinalFinetune, _) => return cfg.output_dir.join("best").display().to_string(),
         };
         match previous {
             Some(i) => Phase::Pretrain(i).run_dir(cfg).join("model").display().to_string(),
@@ -161,7 +170,7 @@ impl Trainer {
         let aux_used: Vec<usize> = match (phase, cfg.strategy) {
             (Phase::Pretrain(i), _) => vec![i],
             (Phase::Main, Strategy::MtTartan | Strategy::MetaTartan) => (0..cfg.aux.len()).collect(),
-            (Phase::Main, _) => vec![],
+            _ => vec![],
         };
         let device = crate::device::compute().autodiff();
         device.seed(cfg.seed);
@@ -175,7 +184,10 @@ impl Trainer {
         let (encoder, mlm) = pretrained.load(with_mlm, &device)?;
         let mut classifier =
             ClassificationHead::new(pretrained.config.hidden_size, task.labels.len(), cfg.model.head_dropout, &device);
-        if cfg.model.head_init == HeadInit::Pooler && phase == Phase::Main {
+        if phase == Phase::FinalFinetune {
+            let file = pretrained.dir.join("head.safetensors");
+            classifier = load_plain(classifier, read_plain(&file)?, &file.display().to_string())?;
+        } else if cfg.model.head_init == HeadInit::Pooler && phase == Phase::Main {
             let (head, from_pooler) = init_head_from_pooler(&pretrained.dir, pretrained.config.family, classifier)?;
             classifier = head;
             if from_pooler {
@@ -189,7 +201,7 @@ impl Trainer {
         let end_task = Classification::new(task.train.clone(), t.batch_size, cfg.seed, pad, t.bucket);
         let end_task_steps = end_task.batches_per_epoch().div_ceil(t.grad_accum);
         let mut objectives: Vec<Box<dyn Objective>> = Vec::new();
-        if phase == Phase::Main {
+        if !matches!(phase, Phase::Pretrain(_)) {
             objectives.push(Box::new(end_task));
         }
         for &i in &aux_used {
@@ -226,6 +238,7 @@ impl Trainer {
         let (lr, head_lr) = match phase {
             Phase::Pretrain(_) => (cfg.pretrain.lr, cfg.pretrain.lr),
             Phase::Main => (t.lr, t.head_lr),
+            Phase::FinalFinetune => (cfg.final_finetune.lr, cfg.final_finetune.lr),
         };
         let optim = AdamW::new(AdamWConfig {
             beta1: t.beta1,
@@ -237,10 +250,12 @@ impl Trainer {
         let budget = if t.max_steps > 0 { t.max_steps } else { t.epochs * end_task_steps };
         let total_steps = match phase {
             Phase::Pretrain(_) if cfg.pretrain.steps > 0 => cfg.pretrain.steps,
+            Phase::FinalFinetune => cfg.final_finetune.epochs * end_task_steps,
             _ => budget,
         };
         let warmup_steps = (t.warmup_ratio * total_steps as f64) as usize;
         let eval_every = if cfg.eval.every_steps > 0 { cfg.eval.every_steps } else { end_task_steps };
+        let checkpoint_every = if cfg.checkpoint.every_steps > 0 { cfg.checkpoint.every_steps } else { eval_every };
         let paths = param_paths(&model);
         let encoder_ids = paths.iter().filter(|(_, p)| is_encoder_param(p)).map(|(id, _)| *id).collect();
 
@@ -268,6 +283,7 @@ impl Trainer {
             total_steps,
             warmup_steps,
             eval_every,
+            checkpoint_every,
             log,
         };
         if resume {
@@ -278,6 +294,14 @@ impl Trainer {
 
     pub fn total_steps(&self) -> usize {
         self.total_steps
+    }
+
+    /// The dev metric the final stage must beat to replace `best/`: the main phase's best.
+    /// A resumed trainer keeps the value saved with its checkpoint.
+    pub fn set_baseline(&mut self, dev_metric: Option<f64>) {
+        if self.state.step == 0 {
+            self.state.best_metric = dev_metric;
+        }
     }
 
     /// Trains to the end (or early stop) and scores the best checkpoint.
@@ -300,12 +324,16 @@ impl Trainer {
                 test: None,
                 steps: self.state.step,
                 train_seconds: started.elapsed().as_secs_f64(),
+                final_finetune: None,
             };
             write_atomic(&self.run_dir.join("results.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
             return Ok(result);
         }
         let result = self.final_result(started.elapsed().as_secs_f64())?;
-        write_atomic(&self.run_dir.join("results.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
+        // The run folder's results.json marks the whole run finished: the strategy writes it.
+        if self.phase == Phase::FinalFinetune {
+            write_atomic(&self.run_dir.join("results.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
+        }
         Ok(result)
     }
 
@@ -374,11 +402,13 @@ impl Trainer {
                 }
             }
             if step % self.eval_every == 0 || step == self.total_steps {
-                if self.phase == Phase::Main {
+                if !matches!(self.phase, Phase::Pretrain(_)) {
                     self.evaluate_and_select(step)?;
                 }
-                self.save_checkpoint()?;
                 self.write_charts();
+            }
+            if step % self.checkpoint_every == 0 || step == self.total_steps || self.state.finished {
+                self.save_checkpoint()?;
             }
         }
         bar.finish_and_clear();
@@ -472,7 +502,10 @@ impl Trainer {
             self.save_best()?;
         } else {
             self.state.evals_since_best += 1;
-            let patience = self.cfg.eval.patience;
+            let patience = match self.phase {
+                Phase::FinalFinetune => self.cfg.final_finetune.patience,
+                _ => self.cfg.eval.patience,
+            };
             if patience > 0 && self.state.evals_since_best >= patience {
                 tracing::info!("no better dev {metric:?} in {patience} evaluations: stopping early");
                 self.state.finished = true;
@@ -490,8 +523,9 @@ impl Trainer {
 
     fn save_best(&self) -> Result<()> {
         self.check_finite(&plain_tensors(&self.model))?;
+        // The final stage writes here only when it beats the main phase's model on dev.
         save_model(
-            &self.run_dir.join("best"),
+            &self.cfg.output_dir.join("best"),
             &self.model,
             &self.pretrained.config,
             &self.pretrained.tokenizer,
@@ -511,6 +545,7 @@ impl Trainer {
             test,
             steps: self.state.step,
             train_seconds: seconds,
+            final_finetune: None,
         };
         self.write_log_ref(json!({"type": "final", "best_step": result.best_step,
             "dev": result.dev.as_ref().map(|s| json!({"accuracy": s.accuracy, "macro_f1": s.macro_f1})),
@@ -530,11 +565,12 @@ impl Trainer {
         Ok(())
     }
 
-    /// Writes `checkpoint/` (model, optimizer moments, loop state) atomically.
+    /// Writes `checkpoint-<step>/` (model, optimizer moments, loop state) atomically, then
+    /// drops the oldest beyond `checkpoint.keep`.
     pub fn save_checkpoint(&mut self) -> Result<()> {
         self.state.positions = self.objectives.iter().map(|o| o.position()).collect();
         self.state.weighting = self.weighting.state();
-        let dest = self.run_dir.join("checkpoint");
+        let dest = self.run_dir.join(format!("checkpoint-{}", self.state.step));
         let tensors = plain_tensors(&self.model);
         self.check_finite(&tensors)?;
         let staged = staging_dir(&dest)?;
@@ -545,19 +581,28 @@ impl Trainer {
         )?;
         let state = json!({"train": self.state, "optimizer_steps": self.optim.steps()});
         write_atomic(&staged.join("state.json"), serde_json::to_string_pretty(&state)?.as_bytes())?;
-        replace_dir(&staged, &dest)
+        replace_dir(&staged, &dest)?;
+        let saved = checkpoints(&self.run_dir)?;
+        for (_, old) in &saved[..saved.len().saturating_sub(self.cfg.checkpoint.keep)] {
+            std::fs::remove_dir_all(old)
+                .with_context(|| format!("cannot remove the old checkpoint {}", old.display()))?;
+        }
+        Ok(())
     }
 
-    /// Continues from `checkpoint/` if the run has one; a run that never saved one starts over.
+    /// Continues from the latest `checkpoint-<step>/` if the run has one; a run that never saved
+    /// one starts over.
     fn restore_checkpoint(&mut self) -> Result<()> {
-        let dir = self.run_dir.join("checkpoint");
-        recover_dir(&dir)?;
-        if !dir.exists() {
+        recover_checkpoints(&self.run_dir)?;
+        let Some((_, dir)) = checkpoints(&self.run_dir)?.pop() else {
             tracing::info!("{} has no checkpoint yet: starting from the beginning", self.run_dir.display());
             return Ok(());
-        }
-        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("state.json"))?)?;
-        self.state = serde_json::from_value(state["train"].clone()).context("checkpoint/state.json is not valid")?;
+        };
+        let state_file = dir.join("state.json");
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_file)?)
+            .with_context(|| format!("{} is not valid JSON", state_file.display()))?;
+        self.state = serde_json::from_value(state["train"].clone())
+            .with_context(|| format!("{} is not a tartan checkpoint state", state_file.display()))?;
         let steps = state["optimizer_steps"].as_u64().unwrap_or(0);
         self.model = load_plain(self.model.clone(), read_plain(&dir.join("model.safetensors"))?, "checkpoint model")?;
         self.paths = param_paths(&self.model);
@@ -580,4 +625,44 @@ impl Trainer {
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
     }
+}
+
+/// The complete `checkpoint-<step>/` folders of a run, oldest first. Read-only, so it is safe
+/// to call while another process trains in the folder.
+pub fn checkpoints(run_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    let mut found: Vec<(usize, PathBuf)> = checkpoint_names(run_dir)?
+        .into_iter()
+        .filter_map(|name| Some((name.strip_prefix("checkpoint-")?.parse().ok()?, run_dir.join(&name))))
+        .filter(|(_, dir): &(usize, PathBuf)| dir.join("state.json").exists())
+        .collect();
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// Puts back each checkpoint that a crash inside `replace_dir` left as `checkpoint-<step>.old`
+/// and removes half-written `.staged` folders.
+pub fn recover_checkpoints(run_dir: &Path) -> Result<()> {
+    for name in checkpoint_names(run_dir)? {
+        if let Some(base) = name.strip_suffix(".old").or_else(|| name.strip_suffix(".staged")) {
+            recover_dir(&run_dir.join(base))?;
+        }
+    }
+    Ok(())
+}
+
+fn checkpoint_names(run_dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(run_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", run_dir.display())),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let name = entry.with_context(|| format!("cannot list {}", run_dir.display()))?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("checkpoint-") {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
 }

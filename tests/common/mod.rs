@@ -76,3 +76,8 @@ pub fn rel_l2(a: &[f32], b: &[f64]) -> f64 {
     let den: f64 = b.iter().map(|y| y * y).sum();
     (num / den.max(1e-30)).sqrt()
 }
+
+/// The latest `checkpoint-<step>/` folder of a run.
+pub fn latest_checkpoint(run: &std::path::Path) -> Option<PathBuf> {
+    tartan::train::trainer::checkpoints(run).unwrap().pop().map(|(_, dir)| dir)
+}
