@@ -13,3 +13,4 @@ extra=("$@")
 for k in 1 2 4; do
   "$bin" bench meta --aux "$k" --reps 3 "${extra[@]}"
 done
+"$bin" bench corpus --mb 100 "${extra[@]}"
