@@ -34,7 +34,10 @@ fn summary(r: &crate::train::trainer::RunResult) -> serde_json::Value {
     let pick = |s: &Option<crate::train::metrics::Scores>| {
         s.as_ref().map(|s| serde_json::json!({"accuracy": s.accuracy, "macro_f1": s.macro_f1, "micro_f1": s.micro_f1}))
     };
-    serde_json::json!({"metric": r.metric, "best_step": r.best_step, "steps": r.steps, "train_seconds": r.train_seconds, "dev": pick(&r.dev), "test": pick(&r.test)})
+    let last = r.final_finetune.as_ref().map(|f| {
+        serde_json::json!({"improved_dev": f.best_step.is_some(), "best_step": f.best_step, "steps": f.steps, "train_seconds": f.train_seconds})
+    });
+    serde_json::json!({"metric": r.metric, "best_step": r.best_step, "steps": r.steps, "train_seconds": r.train_seconds, "dev": pick(&r.dev), "test": pick(&r.test), "final_finetune": last})
 }
 
 /// First Ctrl-C: save a checkpoint at the end of the current step and stop; second: exit now.
