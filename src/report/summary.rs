@@ -167,6 +167,7 @@ mod tests {
             test: Some(scores(test_acc)),
             steps: 1,
             train_seconds: 1.0,
+            final_finetune: None,
         };
         RunSummary { dir: PathBuf::from("x"), config, result }
     }
