@@ -116,10 +116,34 @@ impl ModelConfig {
         if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
             bail!("hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size, c.num_attention_heads);
         }
+        for (key, size) in [
+            ("vocab_size", c.vocab_size),
+            ("hidden_size", c.hidden_size),
+            ("intermediate_size", c.intermediate_size),
+            ("max_position_embeddings", c.max_position_embeddings),
+            ("type_vocab_size", c.type_vocab_size),
+        ] {
+            if size == 0 {
+                bail!("{key} is 0; a BERT/RoBERTa encoder needs at least 1");
+            }
+        }
+        for (key, p) in
+            [("hidden_dropout_prob", c.hidden_dropout_prob), ("attention_probs_dropout_prob", c.attention_probs_dropout_prob)]
+        {
+            if !(0.0..1.0).contains(&p) {
+                bail!("{key} is {p}; a dropout probability must be in [0, 1)");
+            }
+        }
+        if !(c.layer_norm_eps > 0.0 && c.layer_norm_eps.is_finite()) {
+            bail!("layer_norm_eps is {}; it must be a small positive number such as 1e-12", c.layer_norm_eps);
+        }
         let pad_token_id = c.pad_token_id.unwrap_or(match family {
             Family::Bert => 0,
             Family::Roberta => 1,
         });
+        if pad_token_id >= c.vocab_size {
+            bail!("pad_token_id {pad_token_id} is outside the vocabulary (vocab_size {})", c.vocab_size);
+        }
         Ok(Self {
             family,
             vocab_size: c.vocab_size,
@@ -166,5 +190,31 @@ impl ModelConfig {
             "position_embedding_type": "absolute",
         });
         Self::from_json(&raw.to_string()).expect("the built-in tiny config is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `model_files` fuzz target: a dropout probability of 5.1 used to panic
+    /// inside burn when the encoder was built.
+    #[test]
+    fn impossible_values_in_config_json_are_errors_naming_the_key() {
+        let base = ModelConfig::tiny_bert(64, 16, 1, 2, 32).raw;
+        for (key, value, expected) in [
+            ("hidden_dropout_prob", serde_json::json!(5.1), "hidden_dropout_prob is 5.1"),
+            ("attention_probs_dropout_prob", serde_json::json!(-0.5), "attention_probs_dropout_prob"),
+            ("vocab_size", serde_json::json!(0), "vocab_size is 0"),
+            ("layer_norm_eps", serde_json::json!(0.0), "layer_norm_eps"),
+            ("pad_token_id", serde_json::json!(64), "pad_token_id 64 is outside"),
+            ("num_attention_heads", serde_json::json!(3), "not a multiple"),
+        ] {
+            let mut raw = base.clone();
+            raw[key] = value;
+            let err = ModelConfig::from_json(&raw.to_string()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{key}: {err}");
+        }
+        assert!(ModelConfig::from_json(&base.to_string()).is_ok());
     }
 }
