@@ -526,6 +526,31 @@ type ItemSchema = fn() -> toml::Value;
 const ARRAY_ITEMS: [(&str, ItemSchema); 1] =
     [("aux", || toml::Value::try_from(AuxCorpus::default()).expect("serialisable"))];
 
+/// Every setting as (dotted key, default rendered as TOML, or "unset"), for docs/CONFIG.md.
+pub fn documented_settings() -> Vec<(String, String)> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    walk(&format!("{prefix}{k}."), v, out);
+                }
+            }
+            toml::Value::Array(a) if a.is_empty() => {
+                let key = prefix.trim_end_matches('.');
+                if let Some((_, item)) = ARRAY_ITEMS.iter().find(|(k, _)| *k == key) {
+                    walk(prefix, &item(), out);
+                }
+            }
+            other => out.push((prefix.trim_end_matches('.').to_string(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", &toml::Value::try_from(RunConfig::default()).expect("serialisable"), &mut out);
+    out.extend(OPTIONAL_KEYS.iter().map(|k| (k.to_string(), "unset".to_string())));
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,29 +599,4 @@ mod tests {
         assert_eq!(back.train.epochs, 7);
         assert_eq!(back.model.name, "m");
     }
-}
-
-/// Every setting as (dotted key, default rendered as TOML, or "unset"), for docs/CONFIG.md.
-pub fn documented_settings() -> Vec<(String, String)> {
-    fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    walk(&format!("{prefix}{k}."), v, out);
-                }
-            }
-            toml::Value::Array(a) if a.is_empty() => {
-                let key = prefix.trim_end_matches('.');
-                if let Some((_, item)) = ARRAY_ITEMS.iter().find(|(k, _)| *k == key) {
-                    walk(prefix, &item(), out);
-                }
-            }
-            other => out.push((prefix.trim_end_matches('.').to_string(), other.to_string())),
-        }
-    }
-    let mut out = Vec::new();
-    walk("", &toml::Value::try_from(RunConfig::default()).expect("serialisable"), &mut out);
-    out.extend(OPTIONAL_KEYS.iter().map(|k| (k.to_string(), "unset".to_string())));
-    out.sort();
-    out
 }

@@ -201,7 +201,7 @@ fn dev_head_fit_on_cached_features_equals_refitting_through_the_encoder() {
 
 fn final_weights(run: &std::path::Path) -> HashMap<String, f64> {
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let last = log.lines().filter(|l| l.contains("\"type\":\"train\"")).last().unwrap();
+    let last = log.lines().rfind(|l| l.contains("\"type\":\"train\"")).unwrap();
     let v: serde_json::Value = serde_json::from_str(last).unwrap();
     v["weights"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect()
 }

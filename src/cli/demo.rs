@@ -153,7 +153,10 @@ fn final_weights(run: &Path) -> Vec<(String, f64, f64)> {
         .collect()
 }
 
-fn print_table(rows: &[(String, RunResult, Vec<(String, f64, f64)>)], metric: Metric) {
+/// A strategy's name, result, and task weights (name, final, mean over the run).
+type Row = (String, RunResult, Vec<(String, f64, f64)>);
+
+fn print_table(rows: &[Row], metric: Metric) {
     let key = metric.key();
     println!("\n| strategy | dev {key} | test {key} | task weights: final (mean over the run) |");
     println!("| --- | --- | --- | --- |");

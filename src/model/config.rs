@@ -113,7 +113,7 @@ impl ModelConfig {
                 "position_embedding_type `{kind}` is not supported: only `absolute` position embeddings are implemented"
             );
         }
-        if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             bail!("hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size, c.num_attention_heads);
         }
         for (key, size) in [
@@ -127,9 +127,10 @@ impl ModelConfig {
                 bail!("{key} is 0; a BERT/RoBERTa encoder needs at least 1");
             }
         }
-        for (key, p) in
-            [("hidden_dropout_prob", c.hidden_dropout_prob), ("attention_probs_dropout_prob", c.attention_probs_dropout_prob)]
-        {
+        for (key, p) in [
+            ("hidden_dropout_prob", c.hidden_dropout_prob),
+            ("attention_probs_dropout_prob", c.attention_probs_dropout_prob),
+        ] {
             if !(0.0..1.0).contains(&p) {
                 bail!("{key} is {p}; a dropout probability must be in [0, 1)");
             }

@@ -17,10 +17,13 @@ use super::bert::Bert;
 use super::config::{Family, ModelConfig};
 use super::heads::{ClassificationHead, MlmHead};
 
+/// Tensors by name: shape and f32 values.
+pub type TensorMap = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// A checkpoint's tensors by normalised key (no family prefix, `weight`/`bias` for LayerNorm),
 /// converted to f32.
 pub struct StateDict {
-    tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    tensors: TensorMap,
 }
 
 /// Keys a checkpoint may hold that no part of tartan uses: the pooler, NSP head, buffers,
@@ -78,19 +81,15 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
 
 fn normalise_key(key: &str, family: Family) -> String {
     let key = key.strip_prefix(family.prefix()).unwrap_or(key);
-    let key = match key.rsplit_once('.') {
+
+    match key.rsplit_once('.') {
         Some((head, "gamma")) => format!("{head}.weight"),
         Some((head, "beta")) => format!("{head}.bias"),
         _ => key.to_string(),
-    };
-    key
+    }
 }
 
-fn read_safetensors(
-    file: &Path,
-    family: Option<Family>,
-    out: &mut BTreeMap<String, (Vec<usize>, Vec<f32>)>,
-) -> Result<()> {
+fn read_safetensors(file: &Path, family: Option<Family>, out: &mut TensorMap) -> Result<()> {
     let normalise = |name: &str| match family {
         Some(f) => normalise_key(name, f),
         None => name.to_string(),
@@ -275,7 +274,7 @@ pub fn load_pretrained(
     };
     report.unexpected = state
         .keys()
-        .filter(|k| !used.contains(*k) && !ignorable(k) && !(k.starts_with("cls.") || k.starts_with("lm_head.")))
+        .filter(|k| !(used.contains(*k) || ignorable(k) || k.starts_with("cls.") || k.starts_with("lm_head.")))
         .cloned()
         .collect();
     if !report.unexpected.is_empty() {
@@ -346,14 +345,14 @@ pub fn to_safetensors_bytes(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Resul
 }
 
 /// Reads a flat `name -> tensor` safetensors file written by `to_safetensors_bytes`.
-pub fn read_plain(file: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+pub fn read_plain(file: &Path) -> Result<TensorMap> {
     let mut out = BTreeMap::new();
     read_safetensors(file, None, &mut out)?;
     Ok(out)
 }
 
 /// Loads parameters of `module` from a flat safetensors map keyed by burn paths (heads, resume).
-pub fn load_plain<M: Module>(module: M, tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>, what: &str) -> Result<M> {
+pub fn load_plain<M: Module>(module: M, tensors: TensorMap, what: &str) -> Result<M> {
     let state = StateDict { tensors };
     let mut loader = Loader::new(&state, &plain_key);
     let module = module.map(&mut loader);
@@ -376,7 +375,7 @@ pub fn plain_tensors<M: Module>(module: &M) -> Vec<(String, Vec<usize>, Vec<f32>
 }
 
 /// Gradients of an encoder's parameters keyed by HF name, in HF layout (parity tests, debugging).
-pub fn hf_grads(encoder: &Bert, grads: &Gradients) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+pub fn hf_grads(encoder: &Bert, grads: &Gradients) -> TensorMap {
     let mut c = Collector { key_of: &hf_key, grads: Some(grads), path: PathTracker::default(), out: vec![] };
     encoder.visit(&mut c);
     c.out.into_iter().map(|(k, s, v)| (k, (s, v))).collect()

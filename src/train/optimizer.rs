@@ -4,7 +4,7 @@
 //! heads, each with and without weight decay) with their own learning rates under one
 //! schedule, PyTorch's exact update, and a state file keyed by parameter path for resuming.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use anyhow::{Result, bail};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
@@ -87,7 +87,7 @@ impl AdamW {
     pub fn load_state(
         &mut self,
         steps: u64,
-        tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+        tensors: &crate::model::weights::TensorMap,
         paths: &HashMap<ParamId, String>,
         device: &burn::tensor::Device,
     ) -> Result<()> {

@@ -29,11 +29,11 @@ pub fn run(cfg: &RunConfig, resume: bool) -> Result<RunResult> {
         let last = run_phase(cfg, Phase::FinalFinetune, resume, baseline)?;
         let main_seconds = result.train_seconds;
         if last.best_step.is_some() {
-            tracing::info!("the final fine-tuning stage improved dev {:?}: its model is now best/", cfg.metric());
+            tracing::info!("the final fine-tuning stage improved dev {}: its model is now best/", cfg.metric().key());
             result.dev = last.dev.clone();
             result.test = last.test.clone();
         } else {
-            tracing::info!("the final fine-tuning stage did not improve dev {:?}: best/ is kept", cfg.metric());
+            tracing::info!("the final fine-tuning stage did not improve dev {}: best/ is kept", cfg.metric().key());
         }
         result.train_seconds = main_seconds + last.train_seconds;
         result.final_finetune = Some(Box::new(last));

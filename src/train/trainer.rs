@@ -380,7 +380,7 @@ impl Trainer {
                     let total_loss: f64 = losses.iter().sum::<f64>();
                     bar.set_position(step as u64);
                     bar.set_message(format!("loss {:.4}", total_loss));
-                    if step % self.cfg.train.log_every == 0 || step == self.total_steps {
+                    if step.is_multiple_of(self.cfg.train.log_every) || step == self.total_steps {
                         let rate = (step - window.1) as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
                         window = (Instant::now(), step);
                         let names: Vec<String> = self.objectives.iter().map(|o| o.name().to_string()).collect();
@@ -401,13 +401,13 @@ impl Trainer {
                     }
                 }
             }
-            if step % self.eval_every == 0 || step == self.total_steps {
+            if step.is_multiple_of(self.eval_every) || step == self.total_steps {
                 if !matches!(self.phase, Phase::Pretrain(_)) {
                     self.evaluate_and_select(step)?;
                 }
                 self.write_charts();
             }
-            if step % self.checkpoint_every == 0 || step == self.total_steps || self.state.finished {
+            if step.is_multiple_of(self.checkpoint_every) || step == self.total_steps || self.state.finished {
                 self.save_checkpoint()?;
             }
         }

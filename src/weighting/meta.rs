@@ -53,6 +53,7 @@ pub struct MetaTartan {
 
 impl MetaTartan {
     /// `dev` is where meta-dev examples come from: the dev split or a held-out slice of train.
+    #[allow(clippy::too_many_arguments)] // each is a separate piece of the trainer's setup
     pub fn new(
         cfg: MetaSection,
         n_tasks: usize,
@@ -87,7 +88,7 @@ impl MetaTartan {
     }
 
     fn updating(&self) -> bool {
-        self.state.step % self.cfg.update_every == 0
+        self.state.step.is_multiple_of(self.cfg.update_every)
     }
 
     /// The cosines of the last meta step, one per task.
