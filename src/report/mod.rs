@@ -73,7 +73,11 @@ impl RunLog {
 /// (task weights above, dev/test metric below) into `run_dir`.
 pub fn write_run_charts(run_dir: &Path, metric: &str) -> Result<Vec<PathBuf>> {
     let log = RunLog::read(run_dir)?;
-    let name = run_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    // Two path components tell runs apart in a sweep (`meta-tartan/seed0`) and elsewhere
+    // (`chemprot/meta-tartan`), where the last one alone would not.
+    let parts: Vec<String> =
+        run_dir.components().rev().take(2).map(|c| c.as_os_str().to_string_lossy().to_string()).collect();
+    let name = parts.into_iter().rev().collect::<Vec<_>>().join("/");
     let metric_label = metric.replace('_', "-");
     let mut written = Vec::new();
     let mut losses =
