@@ -227,8 +227,8 @@ fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
 fn corpus(args: &BenchArgs, len: usize) -> Result<serde_json::Value> {
     let p = Pretrained::open(&args.model)?;
     let dir = tempfile_dir()?;
-    let source = std::fs::read_to_string(args.task.join("domain.1xTAPT.txt"))
-        .with_context(|| format!("cannot read {}", args.task.join("domain.1xTAPT.txt").display()))?;
+    let domain = args.task.join("domain.1xTAPT.txt");
+    let source = std::fs::read_to_string(&domain).with_context(|| format!("cannot read {}", domain.display()))?;
     let target = if args.smoke { 1 << 16 } else { args.mb << 20 };
     let file = dir.join("corpus.txt");
     let mut text = String::with_capacity(target + source.len());

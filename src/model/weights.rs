@@ -81,7 +81,6 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
 
 fn normalise_key(key: &str, family: Family) -> String {
     let key = key.strip_prefix(family.prefix()).unwrap_or(key);
-
     match key.rsplit_once('.') {
         Some((head, "gamma")) => format!("{head}.weight"),
         Some((head, "beta")) => format!("{head}.bias"),

@@ -27,7 +27,6 @@ pub fn run(cfg: &RunConfig, resume: bool) -> Result<RunResult> {
     if cfg.final_finetune.epochs > 0 {
         let baseline = result.dev.as_ref().map(|s| s.get(cfg.metric()));
         let last = run_phase(cfg, Phase::FinalFinetune, resume, baseline)?;
-        let main_seconds = result.train_seconds;
         if last.best_step.is_some() {
             tracing::info!("the final fine-tuning stage improved dev {}: its model is now best/", cfg.metric().key());
             result.dev = last.dev.clone();
@@ -35,7 +34,7 @@ pub fn run(cfg: &RunConfig, resume: bool) -> Result<RunResult> {
         } else {
             tracing::info!("the final fine-tuning stage did not improve dev {}: best/ is kept", cfg.metric().key());
         }
-        result.train_seconds = main_seconds + last.train_seconds;
+        result.train_seconds += last.train_seconds;
         result.final_finetune = Some(Box::new(last));
     }
     write_atomic(&cfg.output_dir.join("results.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;

@@ -412,7 +412,11 @@ impl Trainer {
             }
         }
         bar.finish_and_clear();
-        if self.state.step < self.total_steps && !self.state.finished {
+        // Stopping between checkpoints saves one; at a checkpoint step the loop just did.
+        if self.state.step < self.total_steps
+            && !self.state.finished
+            && !self.state.step.is_multiple_of(self.checkpoint_every)
+        {
             self.save_checkpoint()?;
         }
         Ok(())
