@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::tiny::tiny_setup;
+use common::tiny::{tiny_sets, tiny_setup};
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -22,20 +22,11 @@ fn steps_logged(metrics: &std::path::Path) -> usize {
 fn memory_stays_flat_over_1000_steps() {
     let setup = tiny_setup(51);
     let run = setup.path("soak");
-    let p = |n: &str| setup.path(n).display().to_string();
-    let sets = [
-        format!("model.name={}", setup.model.display()),
-        "model.max_length=32".into(),
-        format!("task.train={}", p("train.jsonl")),
-        format!("task.dev={}", p("dev.jsonl")),
-        format!("output_dir={}", run.display()),
-        "train.batch_size=16".into(),
-        "train.max_steps=1000".into(),
-        "train.log_every=1".into(),
-        "eval.every_steps=100".into(),
-        "eval.batch_size=100".into(),
-        "eval.test=false".into(),
-    ];
+    let sets = tiny_sets(
+        &setup,
+        &run,
+        &["train.max_steps=1000", "train.log_every=1", "eval.every_steps=100", "eval.test=false"],
+    );
     let mut args = vec!["train".to_string()];
     for s in &sets {
         args.push("--set".into());

@@ -48,6 +48,11 @@ pub fn tiny_setup(seed: u64) -> TinySetup {
 
 /// A fine-tuning config over the tiny setup; `extra` are `--set` style overrides.
 pub fn tiny_config(setup: &TinySetup, run: &Path, extra: &[&str]) -> RunConfig {
+    RunConfig::load(None, &tiny_sets(setup, run, extra)).unwrap()
+}
+
+/// `tiny_config` as `--set` overrides, for runs through the binary.
+pub fn tiny_sets(setup: &TinySetup, run: &Path, extra: &[&str]) -> Vec<String> {
     let p = |n: &str| setup.path(n).display().to_string();
     let mut sets: Vec<String> = vec![
         format!("model.name={}", setup.model.display()),
@@ -64,5 +69,5 @@ pub fn tiny_config(setup: &TinySetup, run: &Path, extra: &[&str]) -> RunConfig {
         "eval.batch_size=100".into(),
     ];
     sets.extend(extra.iter().map(|s| s.to_string()));
-    RunConfig::load(None, &sets).unwrap()
+    sets
 }
