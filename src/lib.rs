@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod objectives;
 pub mod report;
+pub mod runlock;
 pub mod train;
 pub mod weighting;

@@ -5,10 +5,11 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use crate::config::{RunConfig, Strategy};
+use crate::runlock::RunFolderInUse;
 use crate::report::summary::{RunSummary, mean_std, table, table_markdown};
 use crate::train::fsutil::write_atomic;
 
@@ -31,6 +32,7 @@ pub struct SweepArgs {
 pub fn run(args: SweepArgs) -> Result<()> {
     crate::cli::train::install_ctrlc();
     let mut runs = Vec::new();
+    let mut pending = Vec::new();
     for config in &args.configs {
         for strategy in &args.strategies {
             for seed in &args.seeds {
@@ -55,8 +57,17 @@ pub fn run(args: SweepArgs) -> Result<()> {
                 } else {
                     tracing::info!("== {task} / {strategy} / seed {seed} ==");
                     let resume = cfg.output_dir.join("config.toml").exists();
-                    crate::train::strategy::run(&cfg, resume)
-                        .with_context(|| format!("run {}", cfg.output_dir.display()))?;
+                    match crate::train::strategy::run(&cfg, resume) {
+                        Ok(_) => {}
+                        // Several sweeps over one grid share it out: each takes the runs no
+                        // other one holds.
+                        Err(e) if e.downcast_ref::<RunFolderInUse>().is_some() => {
+                            tracing::info!("{} is in progress in another process; skipping it", cfg.output_dir.display());
+                            pending.push(cfg.output_dir.clone());
+                            continue;
+                        }
+                        Err(e) => return Err(e.context(format!("run {}", cfg.output_dir.display()))),
+                    }
                 }
                 runs.push(RunSummary::read(&cfg.output_dir)?);
             }
@@ -80,5 +91,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
     write_atomic(&args.output.join("results.csv"), csv.as_bytes())?;
     write_atomic(&args.output.join("results.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     println!("{md}");
+    if !pending.is_empty() {
+        println!("{} runs were still in progress in other processes; run the sweep again once they finish for the full table", pending.len());
+    }
     Ok(())
 }

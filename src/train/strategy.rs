@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use super::fsutil::write_atomic;
 use super::trainer::{Phase, RunResult, Trainer};
 use crate::config::{RunConfig, Strategy};
+use crate::runlock::RunLock;
 
 /// Trains every phase of `cfg`'s strategy and writes `results.json`, which marks the run
 /// finished; with `resume`, finished phases are skipped and an interrupted one continues from
@@ -14,6 +15,7 @@ pub fn run(cfg: &RunConfig, resume: bool) -> Result<RunResult> {
     if resume && !cfg.output_dir.join("config.toml").exists() {
         bail!("{} is not a run folder (no config.toml) to resume", cfg.output_dir.display());
     }
+    let _lock = RunLock::acquire(&cfg.output_dir)?;
     if cfg.strategy == Strategy::PretrainFinetune {
         for phase in (0..cfg.aux.len()).map(Phase::Pretrain) {
             if resume && phase.run_dir(cfg).join("results.json").exists() {
