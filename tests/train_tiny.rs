@@ -190,3 +190,68 @@ fn the_final_stage_replaces_best_only_when_dev_improves() {
     assert_eq!(result.dev.as_ref().unwrap().accuracy, main_dev);
     assert_eq!(dev_accuracy_of_best(&setup, &run), main_dev);
 }
+
+/// The MLM-head warm-up trains the MLM head alone (encoder and classifier come out of it
+/// bit-identical to a run without it), logs each window, and stops at the first window that
+/// improves on the one before by less than `min_improvement`.
+#[test]
+fn mlm_warmup_fits_the_head_alone_and_stops_at_the_plateau() {
+    let setup = tiny_setup(7);
+    let related = setup.path("related.txt").display().to_string();
+    let checkpoint = |name: &str, mode: &str| {
+        let run = setup.path(name);
+        let sets = [
+            "strategy=mt-tartan".to_string(),
+            format!("aux=[{{name=\"related\", file=\"{related}\"}}]"),
+            "train.max_steps=1".into(),
+            format!("mlm_warmup.mode={mode}"),
+            "mlm_warmup.max_steps=400".into(),
+            "mlm_warmup.window=20".into(),
+            "mlm_warmup.min_improvement=0.005".into(),
+        ];
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        Trainer::new(tiny_config(&setup, &run, &sets), Phase::Main, false).unwrap().save_checkpoint().unwrap();
+        let tensors = tartan::model::weights::read_plain(&latest_checkpoint(&run).unwrap().join("model.safetensors"));
+        (run, tensors.unwrap())
+    };
+    let (_, off) = checkpoint("cold", "off");
+    let (run, on) = checkpoint("warm", "on");
+    for (name, value) in &on {
+        if name.starts_with("mlm.") {
+            assert_ne!(value, &off[name], "{name} did not train");
+        } else {
+            assert_eq!(value, &off[name], "{name} changed during the warm-up");
+        }
+    }
+    let windows: Vec<(u64, f64)> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "mlm_warmup")
+        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap()))
+        .collect();
+    assert!(windows.len() >= 2 && windows.iter().enumerate().all(|(i, w)| w.0 == 20 * (i as u64 + 1)), "{windows:?}");
+    let improved = |pair: &[(u64, f64)]| pair[0].1 - pair[1].1 >= 0.005 * pair[0].1;
+    let pairs: Vec<&[(u64, f64)]> = windows.windows(2).collect();
+    assert!(pairs[..pairs.len() - 1].iter().all(|p| improved(p)), "went on past a plateau: {windows:?}");
+    assert!(!improved(pairs[pairs.len() - 1]) || windows.last().unwrap().0 == 400, "stopped early: {windows:?}");
+}
+
+/// With `eval.test = false` test is not scored during training, but the run's result has the
+/// test scores of its best model, equal to scoring `best/` afterwards.
+#[test]
+fn test_is_scored_once_on_the_best_model_when_eval_test_is_off() {
+    let setup = tiny_setup(8);
+    let run = setup.path("once");
+    let result = strategy::run(&tiny_config(&setup, &run, &["train.max_steps=50", "eval.test=false"]), false).unwrap();
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let test_lines = metrics.lines().filter(|l| l.contains("\"split\":\"test\"")).count();
+    assert_eq!(test_lines, 1, "{metrics}");
+    let device = Device::flex();
+    let saved = load_model(&run.join("best"), &device).unwrap();
+    let split =
+        Split::load(&setup.path("test.jsonl"), &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)
+            .unwrap();
+    let again = evaluate(&saved.model.valid(), &split, &saved.labels, 64, saved.pretrained.tokenizer.pad_id, &device);
+    assert_eq!(result.test.unwrap().accuracy, again.accuracy);
+}

@@ -36,13 +36,17 @@ pub struct DemoArgs {
     /// Selection metric on real data.
     #[arg(long, value_parser = ["accuracy", "macro_f1", "micro_f1"], default_value = "accuracy")]
     pub metric: String,
+    /// Override a setting of every run, e.g. `--set meta.lr=1` (repeatable; docs/CONFIG.md).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
     let base = match (&args.model, &args.task) {
         (Some(model), Some(task)) => real_config(model, task, &args)?,
         _ => synthetic_config(&args)?,
-    };
+    }
+    .with_overrides(&args.set)?;
     let mut rows = Vec::new();
     for strategy in [Strategy::Finetune, Strategy::MtTartan, Strategy::MetaTartan] {
         let mut cfg = base.clone();

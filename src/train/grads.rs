@@ -61,6 +61,27 @@ impl GradBuffer {
             .sum()
     }
 
+    /// Clips the global L2 norm to `max_norm` (0: no clipping), over all parameters together
+    /// (`torch.nn.utils.clip_grad_norm_`) or, with `separately`, over the encoder's
+    /// (`is_encoder`) and the other parameters each on their own (the TARTAN reference).
+    /// Returns the norm over all parameters before clipping.
+    pub fn clip(&mut self, max_norm: f64, separately: bool, is_encoder: impl Fn(&ParamId) -> bool) -> f64 {
+        let enc_sq = self.sq_norm(&is_encoder);
+        let head_sq = self.sq_norm(|id| !is_encoder(id));
+        if max_norm > 0.0 {
+            let factor = |sq: f64| (max_norm / (sq.sqrt() + 1e-6)).min(1.0);
+            if separately {
+                let (fe, fh) = (factor(enc_sq), factor(head_sq));
+                self.scale(fe, |id| is_encoder(id) && fe < 1.0);
+                self.scale(fh, |id| !is_encoder(id) && fh < 1.0);
+            } else {
+                let f = factor(enc_sq + head_sq);
+                self.scale(f, |_| f < 1.0);
+            }
+        }
+        (enc_sq + head_sq).sqrt()
+    }
+
     /// Multiplies the parameters `keep` selects by `factor`.
     pub fn scale(&mut self, factor: f64, keep: impl Fn(&ParamId) -> bool) {
         for (id, g) in self.grads.iter_mut() {

@@ -5,6 +5,7 @@ pub mod evaluate;
 pub mod fsutil;
 pub mod grads;
 pub mod metrics;
+pub mod mlm_warmup;
 pub mod optimizer;
 pub mod strategy;
 pub mod trainer;

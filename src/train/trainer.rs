@@ -22,7 +22,7 @@ use super::fsutil::{recover_dir, replace_dir, staging_dir, write_atomic};
 use super::grads::GradBuffer;
 use super::metrics::Scores;
 use super::optimizer::{AdamW, AdamWConfig, Group, linear_schedule};
-use crate::config::{HeadInit, MetaSource, RunConfig, Strategy};
+use crate::config::{HeadInit, MetaSource, RunConfig, Strategy, WarmupMode};
 use crate::data::TaskData;
 use crate::data::batch::DataPosition;
 use crate::data::corpus::Corpus;
@@ -181,7 +181,14 @@ impl Trainer {
                 pretrained.dir.display()
             );
         }
-        let (encoder, mlm) = pretrained.load(with_mlm, &device)?;
+        let (encoder, mlm, loaded) =
+            crate::model::weights::load_pretrained(&pretrained.dir, &pretrained.config, with_mlm, &device)?;
+        let warm_up_head = with_mlm
+            && match cfg.mlm_warmup.mode {
+                WarmupMode::Auto => loaded.mlm_head_initialised,
+                WarmupMode::On => true,
+                WarmupMode::Off => false,
+            };
         let mut classifier =
             ClassificationHead::new(pretrained.config.hidden_size, task.labels.len(), cfg.model.head_dropout, &device);
         if phase == Phase::FinalFinetune {
@@ -204,18 +211,13 @@ impl Trainer {
         if !matches!(phase, Phase::Pretrain(_)) {
             objectives.push(Box::new(end_task));
         }
+        let mut warmup_corpora = Vec::new();
         for &i in &aux_used {
-            let a = &cfg.aux[i];
-            let block = if a.block_size > 0 { a.block_size } else { cfg.model.max_length };
-            let corpus = Corpus::open(&a.name, &a.file, &pretrained.tokenizer, block, &cfg.cache_dir())?;
-            let masker = Masker {
-                prob: a.mask_prob,
-                mask_id: pretrained.tokenizer.mask_id.expect("checked above"),
-                vocab_size: pretrained.config.vocab_size as u32,
-                special: pretrained.tokenizer.special_ids.clone(),
-            };
-            let batch = if a.batch_size > 0 { a.batch_size } else { t.batch_size };
-            objectives.push(Box::new(MaskedLm::new(corpus, batch, masker, pad, cfg.seed, t.bucket)));
+            objectives.push(Box::new(masked_lm(&cfg, i, &pretrained, cfg.seed)?));
+            if warm_up_head {
+                // Its own batch streams, so the main phase sees the batches it would without it.
+                warmup_corpora.push(masked_lm(&cfg, i, &pretrained, cfg.seed ^ 0x3a7e_11ed)?);
+            }
         }
         let weighting: Box<dyn Weighting> = match (phase, cfg.strategy) {
             (Phase::Main, Strategy::MtTartan) => Box::new(Fixed(cfg.fixed_weights())),
@@ -289,7 +291,24 @@ impl Trainer {
         if resume {
             trainer.restore_checkpoint()?;
         }
+        if trainer.state.step == 0 && !warmup_corpora.is_empty() {
+            trainer.warm_up_mlm_head(&mut warmup_corpora)?;
+        }
         Ok(trainer)
+    }
+
+    /// Fits the fresh MLM head with the encoder frozen before training starts.
+    fn warm_up_mlm_head(&mut self, corpora: &mut [MaskedLm]) -> Result<()> {
+        let cfg = &self.cfg.mlm_warmup;
+        tracing::info!("MLM-head warm-up: up to {} steps on {} corpora, encoder frozen", cfg.max_steps, corpora.len());
+        let log = &self.log;
+        let model = super::mlm_warmup::warm_up(self.model.clone(), corpora, cfg, &self.cfg.train, &self.device, |w| {
+            tracing::info!("MLM-head warm-up step {}: loss {:.3}, masked-token accuracy {:.3}", w.step, w.loss, w.accuracy);
+            let entry = json!({"type": "mlm_warmup", "step": w.step, "loss": w.loss, "mlm_accuracy": w.accuracy});
+            writeln!(&*log, "{entry}").context("cannot append to metrics.jsonl (is the disk full?)")
+        })?;
+        self.model = model;
+        Ok(())
     }
 
     pub fn total_steps(&self) -> usize {
@@ -329,6 +348,7 @@ impl Trainer {
             write_atomic(&self.run_dir.join("results.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
             return Ok(result);
         }
+        self.score_best_on_test()?;
         let result = self.final_result(started.elapsed().as_secs_f64())?;
         // The run folder's results.json marks the whole run finished: the strategy writes it.
         if self.phase == Phase::FinalFinetune {
@@ -446,23 +466,10 @@ impl Trainer {
             }
         }
         let encoder_ids = &self.encoder_ids;
-        let enc_sq = buffer.sq_norm(|id| encoder_ids.contains(id));
-        let head_sq = buffer.sq_norm(|id| !encoder_ids.contains(id));
-        let grad_norm = (enc_sq + head_sq).sqrt();
+        let grad_norm =
+            buffer.clip(self.cfg.train.clip_norm, self.cfg.train.clip_separately, |id| encoder_ids.contains(id));
         if !grad_norm.is_finite() {
             return Ok(StepOutcome::Skipped(format!("gradient norm is {grad_norm}")));
-        }
-        let clip = self.cfg.train.clip_norm;
-        if clip > 0.0 {
-            let factor = |sq: f64| (clip / (sq.sqrt() + 1e-6)).min(1.0);
-            if self.cfg.train.clip_separately {
-                let (fe, fh) = (factor(enc_sq), factor(head_sq));
-                buffer.scale(fe, |id| encoder_ids.contains(id) && fe < 1.0);
-                buffer.scale(fh, |id| !encoder_ids.contains(id) && fh < 1.0);
-            } else {
-                let f = factor(enc_sq + head_sq);
-                buffer.scale(f, |_| f < 1.0);
-            }
         }
         let lr_factor = linear_schedule(self.state.step, self.warmup_steps, self.total_steps);
         self.model = self.optim.step(self.model.clone(), buffer, lr_factor, &self.paths);
@@ -537,6 +544,28 @@ impl Trainer {
             self.cfg.model.max_length,
             self.cfg.model.head_dropout,
         )
+    }
+
+    /// With `eval.test = false` the test split is scored once, on the model this phase kept
+    /// as `best/`, instead of at every evaluation.
+    fn score_best_on_test(&mut self) -> Result<()> {
+        let (Some(test), Some((_, None))) = (self.task.test.as_ref(), self.state.best_scores.as_ref()) else {
+            return Ok(());
+        };
+        if self.cfg.eval.test || self.state.best_step.is_none() {
+            return Ok(());
+        }
+        let plain = crate::device::compute();
+        let best = super::checkpoint::load_model(&self.cfg.output_dir.join("best"), &plain)?;
+        let scores =
+            evaluate(&best.model, test, &self.task.labels, self.cfg.eval.batch_size, self.pretrained.tokenizer.pad_id, &plain);
+        let step = self.state.best_step.unwrap_or_default();
+        tracing::info!("best model (step {step}) on test: accuracy {:.4}, macro-F1 {:.4}", scores.accuracy, scores.macro_f1);
+        self.write_log_ref(json!({"type": "eval", "step": step, "split": "test", "accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "micro_f1": scores.micro_f1}))?;
+        if let Some(best) = self.state.best_scores.as_mut() {
+            best.1 = Some(scores);
+        }
+        Ok(())
     }
 
     /// Scores of the best model, as measured when it was saved.
@@ -629,6 +658,21 @@ impl Trainer {
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
     }
+}
+
+/// The masked-LM objective on auxiliary corpus `i`, its batches drawn with `seed`.
+fn masked_lm(cfg: &RunConfig, i: usize, pretrained: &Pretrained, seed: u64) -> Result<MaskedLm> {
+    let a = &cfg.aux[i];
+    let block = if a.block_size > 0 { a.block_size } else { cfg.model.max_length };
+    let corpus = Corpus::open(&a.name, &a.file, &pretrained.tokenizer, block, &cfg.cache_dir())?;
+    let masker = Masker {
+        prob: a.mask_prob,
+        mask_id: pretrained.tokenizer.mask_id.context("masked-LM needs the tokenizer's mask token")?,
+        vocab_size: pretrained.config.vocab_size as u32,
+        special: pretrained.tokenizer.special_ids.clone(),
+    };
+    let batch = if a.batch_size > 0 { a.batch_size } else { cfg.train.batch_size };
+    Ok(MaskedLm::new(corpus, batch, masker, pretrained.tokenizer.pad_id, seed, cfg.train.bucket))
 }
 
 /// The complete `checkpoint-<step>/` folders of a run, oldest first. Read-only, so it is safe

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/minilm-trajectory.json: ten AdamW steps of all-MiniLM-L6-v2 with the
+end-task head on fixed ChemProt batches, in PyTorch, as the reference fine-tune does them
+(AdamW betas (0.9, 0.98), eps 1e-6, weight decay 0.01 except biases and LayerNorm, one global
+clip at 1.0, linear warm-up then decay). Dropout is off so both sides see the same function.
+
+The head starts from a closed-form pattern that Rust recomputes (no weights to ship); its
+scale is torch.nn.Linear's bound, 1/sqrt(fan_in). The fixture holds the token ids, labels,
+per-step loss and gradient norm, the gradient norm of every parameter at step 1, and how far
+every parameter moved after the last step. tests/parity.rs replays it.
+
+    bench/torch_trajectory.py        # installs ../torch-venv if missing, then runs in it
+"""
+import json, math, os, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+VENV = os.path.join(os.path.dirname(REPO), "torch-venv")
+if os.path.realpath(sys.prefix) != os.path.realpath(VENV):
+    py = os.path.join(VENV, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.check_call([sys.executable, "-m", "venv", VENV])
+        subprocess.check_call([os.path.join(VENV, "bin", "pip"), "install", "torch==2.13.0", "transformers", "tokenizers"])
+    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+
+import torch, torch.nn as nn, torch.nn.functional as F
+from tokenizers import Tokenizer
+from transformers import BertModel
+
+torch.set_num_threads(2)
+SHARED = os.environ.get("TARTAN_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
+MODEL = os.path.join(SHARED, "models", "all-MiniLM-L6-v2")
+DATA = os.path.join(SHARED, "datasets", "chemprot", "train.jsonl")
+STEPS, BATCH, MAXLEN, LR, WARMUP = 10, 8, 48, 1e-4, 2
+
+rows = [json.loads(l) for l in open(DATA)]
+labels = sorted({str(r["label"]) for r in rows})
+tok = Tokenizer.from_file(os.path.join(MODEL, "tokenizer.json"))
+tok.enable_truncation(MAXLEN)
+tok.enable_padding(pad_id=0, pad_token="[PAD]")
+
+enc = BertModel.from_pretrained(MODEL, add_pooling_layer=False, attn_implementation="eager")
+enc.eval()  # dropout off; gradients still flow
+H, N = enc.config.hidden_size, len(labels)
+
+
+def pattern(rows_, cols, fan_in, phase):
+    """The closed-form start of a head parameter, shape [rows_, cols] in torch layout."""
+    b = 1.0 / math.sqrt(fan_in)
+    return torch.tensor([[b * math.sin(0.7 * i + 1.3 * j + phase) for j in range(cols)] for i in range(rows_)])
+
+
+head = nn.Sequential(nn.Linear(H, H), nn.Tanh(), nn.Linear(H, N))
+with torch.no_grad():
+    head[0].weight.copy_(pattern(H, H, H, 0.1))
+    head[0].bias.copy_(pattern(1, H, H, 0.2)[0])
+    head[2].weight.copy_(pattern(N, H, H, 0.3))
+    head[2].bias.copy_(pattern(1, N, H, 0.4)[0])
+# Hugging Face names for the encoder, ours for the head (norms do not depend on layout).
+named = list(enc.named_parameters()) + [
+    ("classifier.dense.weight", head[0].weight), ("classifier.dense.bias", head[0].bias),
+    ("classifier.out_proj.weight", head[2].weight), ("classifier.out_proj.bias", head[2].bias)]
+nd = lambda n: "bias" in n or "LayerNorm" in n
+opt = torch.optim.AdamW([{"params": [p for n, p in named if not nd(n)], "weight_decay": 0.01},
+                         {"params": [p for n, p in named if nd(n)], "weight_decay": 0.0}],
+                        lr=LR, betas=(0.9, 0.98), eps=1e-6)
+sched = torch.optim.lr_scheduler.LambdaLR(
+    opt, lambda s: s / max(1, WARMUP) if s < WARMUP else max(0.0, (STEPS - s) / max(1, STEPS - WARMUP)))
+start = {n: p.detach().clone() for n, p in named}
+
+batches, losses, norms, first_grads = [], [], [], {}
+for step in range(STEPS):
+    rs = rows[step * BATCH:(step + 1) * BATCH]
+    e = tok.encode_batch([r["text"] for r in rs])
+    ids = torch.tensor([x.ids for x in e])
+    mask = torch.tensor([x.attention_mask for x in e])
+    y = torch.tensor([labels.index(str(r["label"])) for r in rs])
+    batches.append({"ids": [[i for i, m in zip(x.ids, x.attention_mask) if m] for x in e], "labels": y.tolist()})
+    loss = F.cross_entropy(head(enc(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]), y)
+    loss.backward()
+    if step == 0:  # before clipping, which scales the gradients in place
+        first_grads = {n: p.grad.norm().item() for n, p in named}
+    norm = torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
+    losses.append(loss.item())
+    norms.append(norm.item())
+    opt.step(); sched.step(); opt.zero_grad()
+
+moved = {n: (p.detach() - start[n]).norm().item() for n, p in named}
+out = {
+    "settings": {"steps": STEPS, "batch": BATCH, "max_length": MAXLEN, "lr": LR, "warmup_steps": WARMUP,
+                 "betas": [0.9, 0.98], "eps": 1e-6, "weight_decay": 0.01, "clip": 1.0, "n_labels": N,
+                 "torch": torch.__version__},
+    "batches": batches, "losses": losses, "grad_norms": norms,
+    "first_grad_norms": first_grads, "moved": moved,
+}
+path = os.path.join(REPO, "tests", "fixtures", "minilm-trajectory.json")
+with open(path, "w") as f:
+    json.dump(out, f)
+print("wrote", path, "losses", [round(l, 4) for l in losses])
