@@ -1,13 +1,21 @@
 //! tartan: end-task aware training (TARTAN, Dery et al. 2022) of BERT/RoBERTa encoders.
 
-pub mod data;
+// Primitives, imported by every layer above.
 pub mod device;
+pub mod fsutil;
+pub mod loss;
+pub mod optim;
+pub mod params;
+pub mod plot;
+pub mod runlock;
+pub mod validate;
+
+pub mod data;
 pub mod model;
 
 pub mod cli;
 pub mod config;
 pub mod objectives;
 pub mod report;
-pub mod runlock;
 pub mod train;
 pub mod weighting;

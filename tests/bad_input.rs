@@ -6,8 +6,9 @@ use std::path::Path;
 
 use common::tiny::{tiny_config, tiny_setup};
 use tartan::data::{LabelMap, read_jsonl};
-use tartan::model::Pretrained;
-use tartan::train::trainer::{Phase, Trainer};
+use tartan::train::plan::Phase;
+use tartan::train::pretrained::Pretrained;
+use tartan::train::trainer::Trainer;
 
 fn jsonl_error(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();

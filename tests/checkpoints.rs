@@ -4,9 +4,11 @@ mod common;
 
 use burn::tensor::Device;
 use common::tiny::{tiny_config, tiny_setup};
+use tartan::model::hub;
 use tartan::model::weights::{hf_tensors, read_plain, to_safetensors_bytes};
-use tartan::model::{Pretrained, hub};
-use tartan::train::trainer::{Phase, Trainer};
+use tartan::train::plan::Phase;
+use tartan::train::pretrained::Pretrained;
+use tartan::train::trainer::Trainer;
 
 #[test]
 fn sharded_checkpoint_loads_like_a_single_file() {
@@ -109,8 +111,8 @@ fn resume_finds_complete_checkpoints_after_a_crash_mid_swap() {
     make("checkpoint-12.old", true);
     make("checkpoint-13.staged", false);
     make("checkpoint-x", true);
-    tartan::train::trainer::recover_checkpoints(dir.path()).unwrap();
-    let found = tartan::train::trainer::checkpoints(dir.path()).unwrap();
+    tartan::train::checkpoints::recover_checkpoints(dir.path()).unwrap();
+    let found = tartan::train::checkpoints::checkpoints(dir.path()).unwrap();
     let steps: Vec<usize> = found.iter().map(|(s, _)| *s).collect();
     assert_eq!(steps, vec![5, 12]);
     assert!(dir.path().join("checkpoint-12/state.json").exists(), "the .old folder was not put back");

@@ -23,16 +23,14 @@ fn config(setup: &TinySetup, run: &str) -> std::path::PathBuf {
     path
 }
 
+use tartan::train::records::{Record, read_records};
+
 fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tartan")).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 fn train_steps(run: &std::path::Path) -> usize {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("\"type\":\"train\""))
-        .count()
+    read_records(run).unwrap_or_default().iter().filter(|r| matches!(r, Record::Train { .. })).count()
 }
 
 fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {

@@ -14,8 +14,9 @@ fn rss_kib(pid: u32) -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn steps_logged(metrics: &std::path::Path) -> usize {
-    std::fs::read_to_string(metrics).unwrap_or_default().lines().filter(|l| l.contains("\"type\":\"train\"")).count()
+fn steps_logged(run: &std::path::Path) -> usize {
+    let records = tartan::train::records::read_records(run).unwrap_or_default();
+    records.iter().filter(|r| matches!(r, tartan::train::records::Record::Train { .. })).count()
 }
 
 #[test]
@@ -40,18 +41,17 @@ fn memory_stays_flat_over_1000_steps() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let metrics = run.join("metrics.jsonl");
     // (step, resident KiB) samples.
     let mut samples: Vec<(usize, u64)> = Vec::new();
     while child.try_wait().unwrap().is_none() {
         if let Some(rss) = rss_kib(child.id()) {
-            samples.push((steps_logged(&metrics), rss));
+            samples.push((steps_logged(&run), rss));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = child.wait().unwrap();
     assert!(status.success(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
-    assert_eq!(steps_logged(&metrics), 1000);
+    assert_eq!(steps_logged(&run), 1000);
     let peak = |from: usize, to: usize| {
         samples.iter().filter(|(s, _)| (from..to).contains(s)).map(|(_, r)| *r).max().unwrap_or(0)
     };

@@ -10,13 +10,14 @@ use tartan::config::RunConfig;
 use tartan::data::TaskData;
 use tartan::data::batch::DataPosition;
 use tartan::data::corpus::Corpus;
-use tartan::data::masking::Masker;
-use tartan::model::weights::param_paths;
-use tartan::model::{ClassificationHead, Pretrained, TartanModel, is_encoder_param, set_dropout};
+use tartan::model::{ClassificationHead, EncoderInput, TartanModel, is_encoder_param, set_dropout};
 use tartan::objectives::Objective;
 use tartan::objectives::classification::Classification;
-use tartan::objectives::mlm::MaskedLm;
-use tartan::train::grads::GradBuffer;
+use tartan::objectives::mlm::{MaskedLm, MlmSource};
+use tartan::optim::GradBuffer;
+use tartan::params::param_paths;
+use tartan::train::pretrained::Pretrained;
+use tartan::train::records::{Record, read_records};
 use tartan::weighting::Weighting;
 use tartan::weighting::meta::{MetaTartan, dev_features, fit_dev_head};
 
@@ -53,19 +54,21 @@ fn parts(setup: &TinySetup, cfg: &RunConfig) -> Parts {
         TaskData::load(&cfg.task.train, cfg.task.dev.as_deref(), cfg.task.test.as_deref(), &p.tokenizer, 32).unwrap();
     let (encoder, mlm) = p.load(true, &device).unwrap();
     let classifier = ClassificationHead::new(32, task.labels.len(), 0.0, &device);
-    let model = set_dropout(TartanModel { encoder, classifier, mlm }, false);
+    let model = set_dropout(TartanModel::new(encoder, classifier, mlm), false);
     let pad = p.tokenizer.pad_id;
     let mut objectives: Vec<Box<dyn Objective>> =
         vec![Box::new(Classification::new(task.train.clone(), 8, 0, pad, true))];
+    let cache = setup.path("cache");
+    let source = MlmSource {
+        tokenizer: &p.tokenizer,
+        vocab_size: p.config.vocab_size,
+        max_length: 32,
+        batch_size: 8,
+        bucket: true,
+        cache_dir: &cache,
+    };
     for a in &cfg.aux {
-        let corpus = Corpus::open(&a.name, &a.file, &p.tokenizer, 32, &setup.path("cache")).unwrap();
-        let masker = Masker {
-            prob: 0.15,
-            mask_id: p.tokenizer.mask_id.unwrap(),
-            vocab_size: p.config.vocab_size as u32,
-            special: p.tokenizer.special_ids.clone(),
-        };
-        objectives.push(Box::new(MaskedLm::new(corpus, 8, masker, pad, 0, true)));
+        objectives.push(Box::new(MaskedLm::open(a, &source, 0).unwrap()));
     }
     Parts { model, objectives, task, pad, device }
 }
@@ -160,20 +163,15 @@ fn dev_head_fit_on_cached_features_equals_refitting_through_the_encoder() {
 
     // The reference re-runs the encoder (with autodiff) at every fitting iteration.
     let mut head = init;
-    let paths = param_paths(&head);
-    let g = tartan::train::optimizer::Group { lr: cfg.meta.dev_head_lr, weight_decay: cfg.meta.dev_head_weight_decay };
-    let mut opt = tartan::train::optimizer::AdamW::new(tartan::train::optimizer::AdamWConfig {
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        encoder: g,
-        heads: g,
-    });
+    let groups = tartan::optim::ParamGroups::new(&head, |_| 0);
+    let g = tartan::optim::Group { lr: cfg.meta.dev_head_lr, weight_decay: cfg.meta.dev_head_weight_decay };
+    let mut opt =
+        tartan::optim::AdamW::new(tartan::optim::AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, groups: vec![g] });
     let seqs: Vec<&[u32]> = sample.ids.iter().map(Vec::as_slice).collect();
     let mut previous: Option<f64> = None;
     for _ in 0..cfg.meta.dev_head_iters {
-        let hidden = model.encoder.forward(&tartan::data::batch::collate(&seqs, pad, &device)).detach();
-        let loss = tartan::objectives::loss::cross_entropy(
+        let hidden = model.encoder.forward(&EncoderInput::pad(&seqs, pad, &device)).detach();
+        let loss = tartan::loss::cross_entropy(
             head.forward(hidden),
             tartan::data::batch::labels_tensor(&sample.labels, &device),
         );
@@ -184,7 +182,7 @@ fn dev_head_fit_on_cached_features_equals_refitting_through_the_encoder() {
         previous = Some(v);
         let mut b = GradBuffer::default();
         b.add(&head, &loss.backward());
-        head = opt.step(head, b, 1.0, &paths);
+        head = opt.step(head, b, 1.0, &groups);
     }
     let a = tartan::model::weights::plain_tensors(&cached);
     let b = tartan::model::weights::plain_tensors(&head);
@@ -200,10 +198,11 @@ fn dev_head_fit_on_cached_features_equals_refitting_through_the_encoder() {
 }
 
 fn final_weights(run: &std::path::Path) -> HashMap<String, f64> {
-    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let last = log.lines().rfind(|l| l.contains("\"type\":\"train\"")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(last).unwrap();
-    v["weights"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect()
+    let records = read_records(run).unwrap();
+    let Some(Record::Train { tasks, .. }) = records.iter().rfind(|r| matches!(r, Record::Train { .. })) else {
+        panic!("no step logged")
+    };
+    tasks.iter().map(|(name, t)| (name.clone(), t.weight)).collect()
 }
 
 /// Seeds 14-17 all ended with `related` above `noise` (margins 0.08, 0.30, 0.006, 0.22 in
@@ -230,8 +229,11 @@ fn pretrain_then_finetune_runs_each_phase_and_resume_skips_finished_ones() {
     for corpus in ["related", "noise"] {
         let dir = setup.path("tapt").join(format!("pretrain-{corpus}"));
         assert!(dir.join("model/model.safetensors").exists(), "{corpus} phase saved no model");
-        let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-        assert!(log.contains(&format!("mlm_accuracy.{corpus}")), "no MLM accuracy logged for {corpus}");
+        let logged = read_records(&dir).unwrap().iter().any(|r| match r {
+            Record::Train { tasks, .. } => tasks.get(corpus).is_some_and(|t| t.accuracy.is_some()),
+            _ => false,
+        });
+        assert!(logged, "no MLM accuracy logged for {corpus}");
     }
     // The second phase starts from the first phase's model, the main phase from the last.
     assert!(std::fs::read_to_string(setup.path("tapt/pretrain-noise/config.toml")).is_ok());

@@ -12,15 +12,17 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::config::{AuxCorpus, RunConfig, Strategy};
-use crate::data::batch::{BatchStream, collate, labels_tensor};
+use crate::data::batch::{BatchStream, labels_tensor};
 use crate::data::corpus::Corpus;
 use crate::data::masking::Masker;
 use crate::data::read_jsonl;
-use crate::model::{ClassificationHead, Pretrained, TartanModel};
-use crate::objectives::loss::cross_entropy;
-use crate::train::grads::GradBuffer;
-use crate::train::optimizer::{AdamW, AdamWConfig, Group};
-use crate::train::trainer::{Phase, Trainer};
+use crate::loss::cross_entropy;
+use crate::model::{ClassificationHead, EncoderInput, TartanModel};
+use crate::optim::GradBuffer;
+use crate::optim::{AdamW, AdamWConfig, Group, ParamGroups};
+use crate::train::plan::Phase;
+use crate::train::pretrained::Pretrained;
+use crate::train::trainer::Trainer;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Workload {
@@ -120,14 +122,14 @@ fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
     device.seed(0);
     let (encoder, _) = p.load(false, &device)?;
     let classifier = ClassificationHead::new(p.config.hidden_size, 13, 0.1, &device);
-    let mut model = TartanModel { encoder, classifier, mlm: None };
-    let paths = crate::model::weights::param_paths(&model);
+    let mut model = TartanModel::new(encoder, classifier, None);
+    let groups = ParamGroups::new(&model, |_| 0);
     let g = Group { lr: 5e-5, weight_decay: 0.01 };
-    let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, encoder: g, heads: g });
+    let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, groups: vec![g] });
     let mut times = Vec::new();
     for rep in 0..=args.reps {
         let start = Instant::now();
-        let input = collate(&seqs, p.tokenizer.pad_id, &device);
+        let input = EncoderInput::pad(&seqs, p.tokenizer.pad_id, &device);
         if forward {
             let logits = model.classifier.forward(model.encoder.forward(&input));
             let _ = logits.into_data();
@@ -136,7 +138,7 @@ fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
                 cross_entropy(model.classifier.forward(model.encoder.forward(&input)), labels_tensor(&labels, &device));
             let mut buf = GradBuffer::default();
             buf.add(&model, &loss.backward());
-            model = opt.step(model, buf, 1.0, &paths);
+            model = opt.step(model, buf, 1.0, &groups);
             let _ = model.classifier.out_proj.bias.as_ref().map(|b| b.val().into_data());
         }
         if rep > 0 {
@@ -178,8 +180,7 @@ fn eval_throughput(args: &BenchArgs, len: usize) -> Result<f64> {
     let start = Instant::now();
     let ids = p.tokenizer.encode_batch(&refs, len)?;
     let (encoder, _) = p.load(false, &device)?;
-    let model =
-        TartanModel { encoder, classifier: ClassificationHead::new(p.config.hidden_size, 13, 0.0, &device), mlm: None };
+    let model = TartanModel::new(encoder, ClassificationHead::new(p.config.hidden_size, 13, 0.0, &device), None);
     crate::train::evaluate::predict_probs(&model.valid(), &ids, 64, p.tokenizer.pad_id, &device);
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
@@ -250,12 +251,7 @@ fn corpus(args: &BenchArgs, len: usize) -> Result<serde_json::Value> {
     let corpus = Corpus::open("bench", &file, &p.tokenizer, len, &cache)?;
     let reopen_s = start.elapsed().as_secs_f64();
 
-    let masker = Masker {
-        prob: 0.15,
-        mask_id: p.tokenizer.mask_id.context("the model's tokenizer has no mask token")?,
-        vocab_size: p.config.vocab_size as u32,
-        special: p.tokenizer.special_ids.clone(),
-    };
+    let masker = Masker::for_tokenizer(&p.tokenizer, p.config.vocab_size, 0.15)?;
     let device = crate::device::compute();
     let mut stream = BatchStream::new(corpus.lengths(), 16, 0, true);
     let mut rng = StdRng::seed_from_u64(0);
@@ -265,7 +261,7 @@ fn corpus(args: &BenchArgs, len: usize) -> Result<serde_json::Value> {
         let seqs: Vec<Vec<u32>> = stream.next_batch().into_iter().map(|i| corpus.get(i)).collect::<Result<_>>()?;
         let masked = masker.mask(&seqs, &mut rng);
         let refs: Vec<&[u32]> = masked.input.iter().map(Vec::as_slice).collect();
-        let _ = collate(&refs, p.tokenizer.pad_id, &device);
+        let _ = EncoderInput::pad(&refs, p.tokenizer.pad_id, &device);
     }
     let batch_s = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);

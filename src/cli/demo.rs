@@ -11,8 +11,8 @@ use clap::Args;
 use crate::config::{AuxCorpus, Metric, RunConfig, Strategy};
 use crate::data::synthetic::{generate, word_level_tokenizer, write_jsonl};
 use crate::model::{Bert, MlmHead, ModelConfig};
-use crate::train::checkpoint::save_pretrained;
-use crate::train::trainer::RunResult;
+use crate::train::records::RunResult;
+use crate::train::saved_model::save_pretrained;
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -147,7 +147,7 @@ fn aux(name: &str, file: PathBuf) -> AuxCorpus {
 
 /// Per task: the final weight and the mean weight over the run.
 fn final_weights(run: &Path) -> Vec<(String, f64, f64)> {
-    let Ok(log) = crate::report::RunLog::read(run) else { return vec![] };
+    let Ok(log) = crate::train::charts::RunLog::read(run) else { return vec![] };
     log.train
         .iter()
         .filter_map(|(k, v)| {

@@ -5,8 +5,8 @@ use burn::module::Module;
 use clap::Args;
 
 use crate::data::task::Split;
-use crate::train::checkpoint::load_model;
 use crate::train::evaluate::evaluate;
+use crate::train::saved_model::load_model;
 
 #[derive(Args)]
 pub struct EvalArgs {

@@ -5,8 +5,8 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use clap::Args;
 
-use crate::train::checkpoint::load_model;
 use crate::train::evaluate::{argmax, predict_probs};
+use crate::train::saved_model::load_model;
 
 #[derive(Args)]
 pub struct PredictArgs {

@@ -9,9 +9,9 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::config::{RunConfig, Strategy};
-use crate::runlock::RunFolderInUse;
+use crate::fsutil::write_atomic;
 use crate::report::summary::{RunSummary, mean_std, table, table_markdown};
-use crate::train::fsutil::write_atomic;
+use crate::runlock::RunFolderInUse;
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -62,7 +62,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
                         // Several sweeps over one grid share it out: each takes the runs no
                         // other one holds.
                         Err(e) if e.downcast_ref::<RunFolderInUse>().is_some() => {
-                            tracing::info!("{} is in progress in another process; skipping it", cfg.output_dir.display());
+                            tracing::info!(
+                                "{} is in progress in another process; skipping it",
+                                cfg.output_dir.display()
+                            );
                             pending.push(cfg.output_dir.clone());
                             continue;
                         }
@@ -92,7 +95,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
     write_atomic(&args.output.join("results.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     println!("{md}");
     if !pending.is_empty() {
-        println!("{} runs were still in progress in other processes; run the sweep again once they finish for the full table", pending.len());
+        println!(
+            "{} runs were still in progress in other processes; run the sweep again once they finish for the full table",
+            pending.len()
+        );
     }
     Ok(())
 }

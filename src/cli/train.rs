@@ -30,7 +30,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn summary(r: &crate::train::trainer::RunResult) -> serde_json::Value {
+fn summary(r: &crate::train::records::RunResult) -> serde_json::Value {
     let pick = |s: &Option<crate::train::metrics::Scores>| {
         s.as_ref().map(|s| serde_json::json!({"accuracy": s.accuracy, "macro_f1": s.macro_f1, "micro_f1": s.micro_f1}))
     };

@@ -5,8 +5,6 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::model::EncoderInput;
-
 /// Batches of one epoch, as indices into the dataset. Examples are shuffled, grouped into
 /// pools of `POOL` batches, sorted by length inside a pool (so a batch pads little) and the
 /// batches shuffled again. The order depends only on `(seed, epoch)`, which is what makes a
@@ -35,26 +33,6 @@ pub fn eval_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| lengths[i]);
     order.chunks(batch_size).map(<[usize]>::to_vec).collect()
-}
-
-/// Pads token id sequences to the longest one; the mask is 1 on tokens, 0 on padding.
-pub fn collate(seqs: &[&[u32]], pad_id: u32, device: &Device) -> EncoderInput {
-    let b = seqs.len();
-    let s = seqs.iter().map(|x| x.len()).max().unwrap_or(0).max(1);
-    let mut ids = vec![pad_id as i64; b * s];
-    let mut mask = vec![0i64; b * s];
-    for (row, seq) in seqs.iter().enumerate() {
-        for (col, &t) in seq.iter().enumerate() {
-            ids[row * s + col] = t as i64;
-            mask[row * s + col] = 1;
-        }
-    }
-    let int = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, s]), device);
-    EncoderInput {
-        input_ids: int(ids),
-        attention_mask: int(mask),
-        token_type_ids: Tensor::<2, Int>::zeros([b, s], device),
-    }
 }
 
 pub fn labels_tensor(labels: &[usize], device: &Device) -> Tensor<1, Int> {

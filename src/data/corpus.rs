@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::tokenize::TextTokenizer;
-use crate::train::fsutil::write_atomic;
+use crate::fsutil::write_atomic;
 
 pub struct Corpus {
     pub name: String,

@@ -6,6 +6,8 @@ use std::collections::HashSet;
 
 use rand::Rng;
 
+use super::tokenize::TextTokenizer;
+
 #[derive(Debug, Clone)]
 pub struct Masked {
     /// The input with chosen tokens replaced.
@@ -24,6 +26,15 @@ pub struct Masker {
 }
 
 impl Masker {
+    /// BERT/RoBERTa masking with `tok`'s mask and special tokens over a vocabulary of
+    /// `vocab_size` (the model's, which may exceed the tokenizer's).
+    pub fn for_tokenizer(tok: &TextTokenizer, vocab_size: usize, prob: f64) -> anyhow::Result<Self> {
+        let mask_id = tok.mask_id.ok_or_else(|| {
+            anyhow::anyhow!("the tokenizer has no mask token ([MASK] or <mask>), which masked-LM needs")
+        })?;
+        Ok(Self { prob, mask_id, vocab_size: vocab_size as u32, special: tok.special_ids.clone() })
+    }
+
     pub fn mask(&self, seqs: &[Vec<u32>], rng: &mut impl Rng) -> Masked {
         let width = seqs.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let mut input = seqs.to_vec();

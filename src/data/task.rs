@@ -2,10 +2,60 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
 
 use super::jsonl::{LabelMap, read_jsonl};
 use super::tokenize::TextTokenizer;
+use crate::validate::non_negative;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Accuracy,
+    MacroF1,
+    MicroF1,
+}
+
+impl Metric {
+    /// The name used in config files and metrics.jsonl.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::MacroF1 => "macro_f1",
+            Metric::MicroF1 => "micro_f1",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskSection {
+    pub train: PathBuf,
+    pub dev: Option<PathBuf>,
+    pub test: Option<PathBuf>,
+    /// Model selection metric; ChemProt uses accuracy, ACL-ARC and SciERC macro-F1.
+    pub metric: Option<Metric>,
+    /// The end-task's weight under mt-tartan; unset: 1/(1+K) for K auxiliary corpora.
+    pub weight: Option<f64>,
+}
+
+impl TaskSection {
+    pub fn validate(&self) -> Result<()> {
+        if self.train.as_os_str().is_empty() {
+            bail!("task.train is not set: give the end-task's training JSONL file");
+        }
+        if let Some(w) = self.weight {
+            non_negative("task.weight", w)?;
+        }
+        Ok(())
+    }
+
+    /// The selection metric: accuracy unless set.
+    pub fn metric(&self) -> Metric {
+        self.metric.unwrap_or(Metric::Accuracy)
+    }
+}
 
 /// One tokenized split.
 #[derive(Debug, Clone)]

@@ -4,14 +4,12 @@
 #![allow(non_snake_case)] // `LayerNorm` fields match the checkpoint keys.
 
 use burn::module::Module;
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
-};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, softmax};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::config::{Family, ModelConfig};
-use super::dropout::dropout;
+use super::dropout::{Dropout, DropoutSeed};
 
 /// One padded batch as the encoder sees it; masks are 1 for tokens and 0 for padding.
 #[derive(Debug, Clone)]
@@ -19,6 +17,24 @@ pub struct EncoderInput {
     pub input_ids: Tensor<2, Int>,
     pub attention_mask: Tensor<2, Int>,
     pub token_type_ids: Tensor<2, Int>,
+}
+
+impl EncoderInput {
+    /// Token id sequences padded with `pad_id` to the longest one, with their mask.
+    pub fn pad(seqs: &[&[u32]], pad_id: u32, device: &Device) -> Self {
+        let b = seqs.len();
+        let s = seqs.iter().map(|x| x.len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![pad_id as i64; b * s];
+        let mut mask = vec![0i64; b * s];
+        for (row, seq) in seqs.iter().enumerate() {
+            for (col, &t) in seq.iter().enumerate() {
+                ids[row * s + col] = t as i64;
+                mask[row * s + col] = 1;
+            }
+        }
+        let int = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, s]), device);
+        Self { input_ids: int(ids), attention_mask: int(mask), token_type_ids: Tensor::<2, Int>::zeros([b, s], device) }
+    }
 }
 
 /// The initialisation of Hugging Face's `BertPreTrainedModel._init_weights`.
@@ -48,14 +64,14 @@ pub struct Embeddings {
 }
 
 impl Embeddings {
-    fn new(c: &ModelConfig, device: &Device) -> Self {
+    fn new(c: &ModelConfig, seed: &DropoutSeed, device: &Device) -> Self {
         let emb = |n, d| EmbeddingConfig::new(n, d).with_initializer(hf_init()).init(device);
         Self {
             word_embeddings: emb(c.vocab_size, c.hidden_size),
             position_embeddings: emb(c.max_position_embeddings, c.hidden_size),
             token_type_embeddings: emb(c.type_vocab_size, c.hidden_size),
             LayerNorm: layer_norm(c.hidden_size, c.layer_norm_eps, device),
-            dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+            dropout: Dropout::new(c.hidden_dropout_prob, seed),
             family: c.family,
             pad_token_id: c.pad_token_id,
         }
@@ -75,7 +91,7 @@ impl Embeddings {
         let x = self.word_embeddings.forward(input.input_ids.clone())
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(input.token_type_ids.clone());
-        dropout(&self.dropout, self.LayerNorm.forward(x))
+        self.dropout.forward(self.LayerNorm.forward(x))
     }
 }
 
@@ -99,7 +115,7 @@ impl SelfAttention {
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x));
         let scores = q.matmul(k.transpose()).mul_scalar(1.0 / (head_dim as f64).sqrt()) + mask_bias;
-        let probs = dropout(&self.dropout, softmax(scores, 3));
+        let probs = self.dropout.forward(softmax(scores, 3));
         probs.matmul(v).swap_dims(1, 2).reshape([b, s, h])
     }
 }
@@ -113,16 +129,16 @@ pub struct ResidualOutput {
 }
 
 impl ResidualOutput {
-    fn new(d_in: usize, c: &ModelConfig, device: &Device) -> Self {
+    fn new(d_in: usize, c: &ModelConfig, seed: &DropoutSeed, device: &Device) -> Self {
         Self {
             dense: linear(d_in, c.hidden_size, device),
             LayerNorm: layer_norm(c.hidden_size, c.layer_norm_eps, device),
-            dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+            dropout: Dropout::new(c.hidden_dropout_prob, seed),
         }
     }
 
     fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        self.LayerNorm.forward(dropout(&self.dropout, self.dense.forward(x)) + residual)
+        self.LayerNorm.forward(self.dropout.forward(self.dense.forward(x)) + residual)
     }
 }
 
@@ -146,20 +162,20 @@ pub struct Layer {
 }
 
 impl Layer {
-    fn new(c: &ModelConfig, device: &Device) -> Self {
+    fn new(c: &ModelConfig, seed: &DropoutSeed, device: &Device) -> Self {
         Self {
             attention: Attention {
                 self_: SelfAttention {
                     query: linear(c.hidden_size, c.hidden_size, device),
                     key: linear(c.hidden_size, c.hidden_size, device),
                     value: linear(c.hidden_size, c.hidden_size, device),
-                    dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
+                    dropout: Dropout::new(c.attention_probs_dropout_prob, seed),
                     num_heads: c.num_attention_heads,
                 },
-                output: ResidualOutput::new(c.hidden_size, c, device),
+                output: ResidualOutput::new(c.hidden_size, c, seed, device),
             },
             intermediate: Intermediate { dense: linear(c.hidden_size, c.intermediate_size, device) },
-            output: ResidualOutput::new(c.intermediate_size, c, device),
+            output: ResidualOutput::new(c.intermediate_size, c, seed, device),
         }
     }
 
@@ -185,11 +201,18 @@ pub struct Bert {
 
 impl Bert {
     /// A randomly initialised encoder; `weights::load_encoder` overwrites every parameter.
+    /// Its dropouts share one mask stream, which the encoder owns.
     pub fn new(c: &ModelConfig, device: &Device) -> Self {
+        let seed = DropoutSeed::default();
         Self {
-            embeddings: Embeddings::new(c, device),
-            encoder: Encoder { layer: (0..c.num_hidden_layers).map(|_| Layer::new(c, device)).collect() },
+            embeddings: Embeddings::new(c, &seed, device),
+            encoder: Encoder { layer: (0..c.num_hidden_layers).map(|_| Layer::new(c, &seed, device)).collect() },
         }
+    }
+
+    /// The mask stream of this encoder's dropouts.
+    pub fn dropout_seed(&self) -> &DropoutSeed {
+        &self.embeddings.dropout.seed
     }
 
     pub fn hidden_size(&self) -> usize {

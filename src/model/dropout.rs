@@ -4,28 +4,73 @@
 //! burn's `Dropout::forward` samples one f32 per element from a ChaCha generator on one
 //! thread: on MiniLM that was ~17% of a training step. Masks here depend only on (step seed,
 //! index of the dropout call within the step, position), so runs stay reproducible and a
-//! resumed run draws the masks an uninterrupted one would.
+//! resumed run draws the masks an uninterrupted one would. Every dropout of one model shares
+//! one `DropoutSeed` (the model owns it; two models in a process never share a stream).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use burn::nn::Dropout;
+use burn::module::{Flag, Module, Param};
 use burn::tensor::{Tensor, TensorData};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
-/// (seed of the current step, dropout calls made in it).
-static STATE: Mutex<(u64, u64)> = Mutex::new((0, 0));
+/// The mask stream of one model: (seed of the current step, dropout calls made in it).
+#[derive(Debug, Clone, Default)]
+pub struct DropoutSeed(Arc<Mutex<(u64, u64)>>);
 
-/// Starts a step's mask stream; the trainer calls this before every step.
-pub fn reseed(seed: u64) {
-    *STATE.lock().unwrap_or_else(|e| e.into_inner()) = (seed, 0);
+impl DropoutSeed {
+    /// Starts a step's mask stream; the trainer calls this before every step.
+    pub fn reseed(&self, seed: u64) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = (seed, 0);
+    }
+
+    fn next_call_seed(&self) -> u64 {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.1 += 1;
+        splitmix(s.0 ^ splitmix(s.1))
+    }
 }
 
-fn next_call_seed() -> u64 {
-    let mut s = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    s.1 += 1;
-    splitmix(s.0 ^ splitmix(s.1))
+/// A dropout layer: active only in training mode on an autodiff device, as burn's own; kept
+/// values are scaled by `1 / (1 - p)`. `training` is the flag `set_dropout` switches.
+#[derive(Module, Debug)]
+pub struct Dropout {
+    pub prob: f64,
+    pub training: Param<Flag>,
+    #[module(skip)]
+    pub(crate) seed: DropoutSeed,
+}
+
+impl Dropout {
+    /// # Panics
+    /// On a probability outside [0, 1); configs are validated before models are built.
+    pub fn new(prob: f64, seed: &DropoutSeed) -> Self {
+        assert!(prob.is_finite() && (0.0..1.0).contains(&prob), "dropout probability {prob} outside [0, 1)");
+        Self { prob, training: Param::from_bool(true), seed: seed.clone() }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if !self.training.is_enabled() || !x.device().is_autodiff() || self.prob == 0.0 {
+            return x;
+        }
+        let shape = x.shape();
+        let n = shape.num_elements();
+        let keep = 1.0 - self.prob;
+        let threshold = (keep * 4_294_967_296.0) as u64;
+        let scale = (1.0 / keep) as f32;
+        let seed = self.seed.next_call_seed();
+        const CHUNK: usize = 1 << 16;
+        let mut mask = vec![0f32; n];
+        mask.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
+            let mut rng = SmallRng::seed_from_u64(seed ^ splitmix(i as u64));
+            for m in chunk.iter_mut() {
+                *m = if (rng.next_u32() as u64) < threshold { scale } else { 0.0 };
+            }
+        });
+        let mask = Tensor::<D>::from_data(TensorData::new(mask, shape), &x.device());
+        x * mask
+    }
 }
 
 fn splitmix(mut z: u64) -> u64 {
@@ -35,53 +80,46 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// `layer`'s dropout applied to `x`: active only in training mode on an autodiff device, as
-/// burn's own; kept values are scaled by `1 / (1 - p)`.
-pub fn dropout<const D: usize>(layer: &Dropout, x: Tensor<D>) -> Tensor<D> {
-    if !layer.training.is_enabled() || !x.device().is_autodiff() || layer.prob == 0.0 {
-        return x;
-    }
-    let shape = x.shape();
-    let n = shape.num_elements();
-    let keep = 1.0 - layer.prob;
-    let threshold = (keep * 4_294_967_296.0) as u64;
-    let scale = (1.0 / keep) as f32;
-    let seed = next_call_seed();
-    const CHUNK: usize = 1 << 16;
-    let mut mask = vec![0f32; n];
-    mask.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
-        let mut rng = SmallRng::seed_from_u64(seed ^ splitmix(i as u64));
-        for m in chunk.iter_mut() {
-            *m = if (rng.next_u32() as u64) < threshold { scale } else { 0.0 };
-        }
-    });
-    let mask = Tensor::<D>::from_data(TensorData::new(mask, shape), &x.device());
-    x * mask
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::DropoutConfig;
     use burn::tensor::Device;
 
     #[test]
     fn keeps_the_expected_share_scales_and_repeats_with_the_seed() {
         let device = Device::flex().autodiff();
-        let layer = DropoutConfig::new(0.1).init();
+        let seed = DropoutSeed::default();
+        let layer = Dropout::new(0.1, &seed);
         let x = Tensor::<2>::ones([300, 1000], &device);
-        reseed(7);
-        let a: Vec<f32> = dropout(&layer, x.clone()).into_data().try_to_vec().unwrap();
+        seed.reseed(7);
+        let a: Vec<f32> = layer.forward(x.clone()).into_data().try_to_vec().unwrap();
         let kept = a.iter().filter(|v| **v != 0.0).count() as f64 / a.len() as f64;
         assert!((kept - 0.9).abs() < 0.003, "kept {kept}");
         assert!(a.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.9).abs() < 1e-6));
-        let b: Vec<f32> = dropout(&layer, x.clone()).into_data().try_to_vec().unwrap();
+        let b: Vec<f32> = layer.forward(x.clone()).into_data().try_to_vec().unwrap();
         assert_ne!(a, b, "two calls in a step drew the same mask");
-        reseed(7);
-        let again: Vec<f32> = dropout(&layer, x.clone()).into_data().try_to_vec().unwrap();
+        seed.reseed(7);
+        let again: Vec<f32> = layer.forward(x.clone()).into_data().try_to_vec().unwrap();
         assert_eq!(a, again);
         let plain = Tensor::<2>::ones([3, 3], &Device::flex());
-        let out: Vec<f32> = dropout(&layer, plain).into_data().try_to_vec().unwrap();
+        let out: Vec<f32> = layer.forward(plain).into_data().try_to_vec().unwrap();
         assert!(out.iter().all(|v| *v == 1.0), "dropout is off without autodiff");
+    }
+
+    #[test]
+    fn two_models_have_their_own_streams() {
+        let device = Device::flex().autodiff();
+        let (s1, s2) = (DropoutSeed::default(), DropoutSeed::default());
+        let (a, b) = (Dropout::new(0.5, &s1), Dropout::new(0.5, &s2));
+        let x = Tensor::<2>::ones([64, 64], &device);
+        s1.reseed(3);
+        s2.reseed(3);
+        let first: Vec<f32> = a.forward(x.clone()).into_data().try_to_vec().unwrap();
+        // Another model's call in between does not move this one's stream.
+        let _ = b.forward(x.clone());
+        let second: Vec<f32> = b.forward(x.clone()).into_data().try_to_vec().unwrap();
+        s1.reseed(3);
+        assert_eq!(first, a.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap());
+        assert_ne!(first, second);
     }
 }

@@ -1,13 +1,13 @@
 //! Task heads on top of the shared encoder.
 
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear, LinearConfig};
+use burn::nn::{LayerNorm, Linear, LinearConfig};
 use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::bert::{layer_norm, linear};
 use super::config::ModelConfig;
-use super::dropout::dropout;
+use super::dropout::{Dropout, DropoutSeed};
 
 /// TARTAN's end-task head: CLS of the last layer -> dropout -> Linear(h, h) + tanh -> dropout ->
 /// Linear(h, n_labels). Names follow `RobertaClassificationHead`.
@@ -29,7 +29,7 @@ impl ClassificationHead {
         Self {
             dense: torch_linear(hidden, hidden, device),
             out_proj: torch_linear(hidden, n_labels, device),
-            dropout: DropoutConfig::new(dropout).init(),
+            dropout: Dropout::new(dropout, &DropoutSeed::default()),
         }
     }
 
@@ -40,8 +40,8 @@ impl ClassificationHead {
 
     /// Logits from CLS vectors `[batch, hidden]`, e.g. features computed once without autodiff.
     pub fn forward_features(&self, cls: Tensor<2>) -> Tensor<2> {
-        let x = self.dense.forward(dropout(&self.dropout, cls)).tanh();
-        self.out_proj.forward(dropout(&self.dropout, x))
+        let x = self.dense.forward(self.dropout.forward(cls)).tanh();
+        self.out_proj.forward(self.dropout.forward(x))
     }
 }
 

@@ -3,21 +3,59 @@
 pub mod bert;
 pub mod config;
 pub mod dropout;
+pub mod export;
 pub mod heads;
 pub mod hub;
 pub mod weights;
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{Result, bail};
 use burn::module::Module;
-use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
 
 pub use bert::{Bert, EncoderInput};
 pub use config::{Family, ModelConfig};
 pub use heads::{ClassificationHead, MlmHead};
 
-use crate::data::TextTokenizer;
+use crate::validate::{at_least_one, fraction};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// A folder in Hugging Face layout, or a Hub id.
+    pub name: String,
+    /// Tokens per end-task example, special tokens included.
+    pub max_length: usize,
+    /// Dropout of the classification head.
+    pub head_dropout: f64,
+    /// How the head's Linear(h, h) starts: `random` (the TARTAN reference's head), or `pooler`,
+    /// copying the checkpoint's pretrained pooler when it has one (as
+    /// `BertForSequenceClassification`). On all-MiniLM-L6-v2, whose pooler is unused by its
+    /// training, `pooler` was worse (docs/RESULTS.md).
+    pub head_init: HeadInit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadInit {
+    Pooler,
+    Random,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self { name: String::new(), max_length: 512, head_dropout: 0.1, head_init: HeadInit::Random }
+    }
+}
+
+impl ModelSection {
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() {
+            bail!("model.name is not set: give a model folder or a Hub id");
+        }
+        at_least_one("model.max_length", self.max_length)?;
+        fraction("model.head_dropout", self.head_dropout)
+    }
+}
 
 /// The shared encoder with the end-task head and, when an MLM objective is used, the MLM head.
 /// Parameters under `encoder.` are "the shared encoder" of META-TARTAN's cosines; the rest are
@@ -29,43 +67,23 @@ pub struct TartanModel {
     pub mlm: Option<MlmHead>,
 }
 
+impl TartanModel {
+    /// Puts the parts together; the head's dropout joins the encoder's mask stream, so one
+    /// `reseed_dropout` per step fixes every mask of the model.
+    pub fn new(encoder: Bert, mut classifier: ClassificationHead, mlm: Option<MlmHead>) -> Self {
+        classifier.dropout.seed = encoder.dropout_seed().clone();
+        Self { encoder, classifier, mlm }
+    }
+
+    /// Starts the dropout masks of a training step: they depend on `seed` alone.
+    pub fn reseed_dropout(&self, seed: u64) {
+        self.encoder.dropout_seed().reseed(seed);
+    }
+}
+
 /// Whether a parameter path belongs to the shared encoder.
 pub fn is_encoder_param(path: &str) -> bool {
     path.starts_with("encoder.")
-}
-
-/// A pretrained checkpoint in Hugging Face layout, resolved but not yet loaded.
-pub struct Pretrained {
-    pub dir: PathBuf,
-    pub config: ModelConfig,
-    pub tokenizer: TextTokenizer,
-}
-
-impl Pretrained {
-    pub fn open(spec: &str) -> Result<Self> {
-        let dir = hub::resolve(spec)?;
-        Self::from_dir(&dir)
-    }
-
-    pub fn from_dir(dir: &Path) -> Result<Self> {
-        let config = ModelConfig::from_file(&dir.join("config.json"))?;
-        let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-        if tokenizer.vocab_size() > config.vocab_size {
-            bail!(
-                "{}: the tokenizer has {} tokens but config.json's vocab_size is {}; they belong to different models",
-                dir.display(),
-                tokenizer.vocab_size(),
-                config.vocab_size
-            );
-        }
-        Ok(Self { dir: dir.to_path_buf(), config, tokenizer })
-    }
-
-    /// Encoder and (when `with_mlm`) MLM head with the checkpoint's weights.
-    pub fn load(&self, with_mlm: bool, device: &Device) -> Result<(Bert, Option<MlmHead>)> {
-        let (encoder, mlm, _report) = weights::load_pretrained(&self.dir, &self.config, with_mlm, device)?;
-        Ok((encoder, mlm))
-    }
 }
 
 /// Switches every dropout of a module on or off while keeping autodiff (evaluation of a

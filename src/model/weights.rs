@@ -16,9 +16,9 @@ use safetensors::{Dtype, SafeTensors};
 use super::bert::Bert;
 use super::config::{Family, ModelConfig};
 use super::heads::{ClassificationHead, MlmHead};
+use crate::params::PathTracker;
 
-/// Tensors by name: shape and f32 values.
-pub type TensorMap = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+pub use crate::params::TensorMap;
 
 /// A checkpoint's tensors by normalised key (no family prefix, `weight`/`bias` for LayerNorm),
 /// converted to f32.
@@ -145,22 +145,6 @@ fn mlm_key(path: &str, family: Family) -> String {
         }
     } else {
         format!("{head}.{path}")
-    }
-}
-
-/// Tracks the dotted path of the parameter being visited.
-#[derive(Default)]
-struct PathTracker(Vec<String>);
-
-impl PathTracker {
-    fn enter(&mut self, name: &str) {
-        self.0.push(name.to_string());
-    }
-    fn exit(&mut self) {
-        self.0.pop();
-    }
-    fn path(&self) -> String {
-        self.0.join(".")
     }
 }
 
@@ -378,25 +362,6 @@ pub fn hf_grads(encoder: &Bert, grads: &Gradients) -> TensorMap {
     let mut c = Collector { key_of: &hf_key, grads: Some(grads), path: PathTracker::default(), out: vec![] };
     encoder.visit(&mut c);
     c.out.into_iter().map(|(k, s, v)| (k, (s, v))).collect()
-}
-
-/// Every float parameter's dotted path (`encoder.encoder.layer.0.output.dense.weight`).
-pub fn param_paths<M: Module>(module: &M) -> HashMap<burn::module::ParamId, String> {
-    struct Paths(PathTracker, HashMap<burn::module::ParamId, String>);
-    impl ModuleVisitor for Paths {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.0.enter(name);
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.0.exit();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.1.insert(param.id, self.0.path());
-        }
-    }
-    let mut v = Paths(PathTracker::default(), HashMap::new());
-    module.visit(&mut v);
-    v.1
 }
 
 /// Sets `head.dense` from the checkpoint's pretrained pooler (`pooler.dense`, CLS -> Linear +

@@ -3,11 +3,11 @@
 use anyhow::Result;
 use burn::tensor::Device;
 
-use super::loss::cross_entropy;
 use super::{Objective, ObjectiveLoss};
-use crate::data::batch::{BatchStream, collate, labels_tensor};
+use crate::data::batch::{BatchStream, labels_tensor};
 use crate::data::task::Split;
-use crate::model::TartanModel;
+use crate::loss::cross_entropy;
+use crate::model::{EncoderInput, TartanModel};
 
 pub struct Classification {
     data: Split,
@@ -31,10 +31,10 @@ impl Objective for Classification {
         let idx = self.stream.next_batch();
         let seqs: Vec<&[u32]> = idx.iter().map(|&i| self.data.ids[i].as_slice()).collect();
         let labels: Vec<usize> = idx.iter().map(|&i| self.data.labels[i]).collect();
-        let input = collate(&seqs, self.pad_id, device);
+        let input = EncoderInput::pad(&seqs, self.pad_id, device);
         let logits = model.classifier.forward(model.encoder.forward(&input));
         let loss = cross_entropy(logits, labels_tensor(&labels, device));
-        Ok(ObjectiveLoss { loss, stats: vec![] })
+        Ok(ObjectiveLoss { loss, accuracy: None })
     }
 
     fn stream(&self) -> &BatchStream {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::config::RunConfig;
-use crate::train::trainer::RunResult;
+use crate::train::records::RunResult;
 
 /// One finished run: its resolved configuration and results.
 pub struct RunSummary {
@@ -103,7 +103,7 @@ pub fn write_report(runs: &[RunSummary], out: &Path) -> Result<PathBuf> {
         md += "\n";
     }
     for r in runs {
-        let charts = super::write_run_charts(&r.dir, r.config.metric().key())?;
+        let charts = crate::train::charts::write_run_charts(&r.dir, r.config.metric().key())?;
         let _ = writeln!(md, "## {}\n", r.dir.display());
         let _ = writeln!(
             md,
@@ -138,7 +138,7 @@ pub fn write_report(runs: &[RunSummary], out: &Path) -> Result<PathBuf> {
         }
     }
     let path = out.join("report.md");
-    crate::train::fsutil::write_atomic(&path, md.as_bytes())?;
+    crate::fsutil::write_atomic(&path, md.as_bytes())?;
     Ok(path)
 }
 

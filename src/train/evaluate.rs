@@ -5,9 +5,9 @@ use burn::tensor::activation::softmax;
 
 use super::metrics::Scores;
 use crate::data::LabelMap;
-use crate::data::batch::{collate, eval_batches};
+use crate::data::batch::eval_batches;
 use crate::data::task::Split;
-use crate::model::TartanModel;
+use crate::model::{EncoderInput, TartanModel};
 
 /// Class probabilities for each sequence, in input order. `model` should be `valid()`.
 pub fn predict_probs(
@@ -21,7 +21,7 @@ pub fn predict_probs(
     let mut out = vec![Vec::new(); ids.len()];
     for batch in eval_batches(&lengths, batch_size) {
         let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
-        let input = collate(&seqs, pad_id, device);
+        let input = EncoderInput::pad(&seqs, pad_id, device);
         let probs = softmax(model.classifier.forward(model.encoder.forward(&input)), 1);
         let [_, k] = probs.dims();
         let values: Vec<f32> = probs.into_data().try_to_vec().expect("f32 probabilities");

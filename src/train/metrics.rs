@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Metric;
+use crate::data::task::Metric;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LabelScores {

@@ -1,20 +1,28 @@
-//! The training loop and what it needs: optimizer, schedule, evaluation, checkpoints.
+//! Training: a phase's plan, the loop and its step, evaluation and model selection,
+//! checkpoints, the MLM-head warm-up, the strategies that chain phases, and what a run writes
+//! (records, charts, saved models).
 
-pub mod checkpoint;
+pub mod charts;
+pub mod checkpoints;
 pub mod evaluate;
-pub mod fsutil;
-pub mod grads;
 pub mod metrics;
 pub mod mlm_warmup;
-pub mod optimizer;
+pub mod plan;
+pub mod pretrained;
+pub mod records;
+pub mod saved_model;
+pub mod selection;
+mod setup;
 pub mod strategy;
 pub mod trainer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Set by the signal handler (Ctrl-C, SIGTERM, SIGHUP): signals reach the whole process, so
+/// this is the one process-wide flag; every running loop saves a checkpoint and stops.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Asks a running loop to save a checkpoint and stop (the Ctrl-C handler calls this).
+/// Asks a running loop to save a checkpoint and stop.
 pub fn request_stop() {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }

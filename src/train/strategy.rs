@@ -2,11 +2,42 @@
 //! final end-task-only stage.
 
 use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
 
-use super::fsutil::write_atomic;
-use super::trainer::{Phase, RunResult, Trainer};
-use crate::config::{RunConfig, Strategy};
+use super::plan::{Phase, run_dir};
+use super::records::RunResult;
+use super::trainer::Trainer;
+use crate::config::RunConfig;
 use crate::runlock::RunLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Strategy {
+    /// End-task only.
+    #[serde(rename = "finetune")]
+    Finetune,
+    /// MLM on the auxiliary corpora first (TAPT/DAPT/DAPT+TAPT, by which corpora are given),
+    /// then end-task fine-tuning.
+    #[serde(rename = "pretrain-finetune")]
+    PretrainFinetune,
+    /// End-task and auxiliary objectives together with fixed weights.
+    #[serde(rename = "mt-tartan")]
+    MtTartan,
+    /// End-task and auxiliary objectives with weights learned from the dev gradient.
+    #[serde(rename = "meta-tartan")]
+    MetaTartan,
+}
+
+impl Strategy {
+    /// The name used in configs, folders and tables (`finetune`, `meta-tartan`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Finetune => "finetune",
+            Strategy::PretrainFinetune => "pretrain-finetune",
+            Strategy::MtTartan => "mt-tartan",
+            Strategy::MetaTartan => "meta-tartan",
+        }
+    }
+}
 
 /// Trains every phase of `cfg`'s strategy and writes `results.json`, which marks the run
 /// finished; with `resume`, finished phases are skipped and an interrupted one continues from
@@ -18,8 +49,8 @@ pub fn run(cfg: &RunConfig, resume: bool) -> Result<RunResult> {
     let _lock = RunLock::acquire(&cfg.output_dir)?;
     if cfg.strategy == Strategy::PretrainFinetune {
         for phase in (0..cfg.aux.len()).map(Phase::Pretrain) {
-            if resume && phase.run_dir(cfg).join("results.json").exists() {
-                tracing::info!("{} is finished; skipping it", phase.run_dir(cfg).display());
+            if resume && run_dir(cfg, phase).join("results.json").exists() {
+                tracing::info!("{} is finished; skipping it", run_dir(cfg, phase).display());
                 continue;
             }
             run_phase(cfg, phase, resume, None)?;
@@ -39,7 +70,7 @@ pub fn run(cfg: &RunConfig, resume: bool) -> Result<RunResult> {
         result.train_seconds += last.train_seconds;
         result.final_finetune = Some(Box::new(last));
     }
-    write_atomic(&cfg.output_dir.join("results.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
+    result.write(&cfg.output_dir)?;
     Ok(result)
 }
 

@@ -7,23 +7,89 @@
 //! gradient is added to the step's sum. The fresh dev head is fitted on encoder features
 //! computed once per meta step, not by re-running the encoder at every fitting iteration.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::Weighting;
-use crate::config::MetaSection;
-use crate::data::batch::{BatchStream, collate, labels_tensor};
+use super::{StepFigures, TaskFigures, Weighting};
+use crate::data::batch::{BatchStream, labels_tensor};
 use crate::data::task::Split;
+use crate::loss::cross_entropy;
 use crate::model::heads::cls_vector;
-use crate::model::weights::param_paths;
-use crate::model::{ClassificationHead, TartanModel, is_encoder_param};
-use crate::objectives::loss::cross_entropy;
-use crate::train::grads::{GradBuffer, host_dot};
-use crate::train::optimizer::{AdamW, AdamWConfig, Group};
+use crate::model::{ClassificationHead, EncoderInput, TartanModel, is_encoder_param};
+use crate::optim::{AdamW, AdamWConfig, Group, ParamGroups};
+use crate::optim::{GradBuffer, host_dot};
+use crate::params::param_paths;
+use crate::validate::{at_least_one, non_negative, positive};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetaSource {
+    /// The dev split, as the reference code (dev then also selects the model).
+    Dev,
+    /// A held-out slice of train (`meta.holdout` examples), keeping dev clean for selection.
+    TrainHoldout,
+}
+
+/// META-TARTAN's settings (reference values by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetaSection {
+    /// Learning rate of plain SGD on the task logits.
+    pub lr: f64,
+    /// Update the task weights every this many optimizer steps.
+    pub update_every: usize,
+    /// Examples the fresh dev head is fitted on (fixed for the run).
+    pub dev_head_sample: usize,
+    /// Examples in the batch whose loss gives the dev gradient.
+    pub dev_batch: usize,
+    pub dev_head_lr: f64,
+    pub dev_head_weight_decay: f64,
+    /// AdamW steps of the dev-head fit at most.
+    pub dev_head_iters: usize,
+    /// The fit stops when the loss changes by less than this.
+    pub dev_head_tol: f64,
+    pub source: MetaSource,
+    /// Train examples held out when source = "train-holdout".
+    pub holdout: usize,
+}
+
+impl Default for MetaSection {
+    fn default() -> Self {
+        Self {
+            lr: 1e-2,
+            update_every: 1,
+            dev_head_sample: 32,
+            dev_batch: 64,
+            dev_head_lr: 1e-3,
+            dev_head_weight_decay: 0.1,
+            dev_head_iters: 10,
+            dev_head_tol: 1e-3,
+            source: MetaSource::Dev,
+            holdout: 256,
+        }
+    }
+}
+
+impl MetaSection {
+    pub fn validate(&self) -> Result<()> {
+        non_negative("meta.lr", self.lr)?;
+        at_least_one("meta.update_every", self.update_every)?;
+        at_least_one("meta.dev_head_sample", self.dev_head_sample)?;
+        at_least_one("meta.dev_batch", self.dev_batch)?;
+        at_least_one("meta.dev_head_iters", self.dev_head_iters)?;
+        positive("meta.dev_head_lr", self.dev_head_lr)?;
+        non_negative("meta.dev_head_weight_decay", self.dev_head_weight_decay)?;
+        non_negative("meta.dev_head_tol", self.dev_head_tol)?;
+        if self.source == MetaSource::TrainHoldout && self.holdout < 2 {
+            bail!("meta.holdout must hold at least 2 examples when meta.source = \"train-holdout\"");
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct MetaState {
@@ -107,7 +173,7 @@ pub fn dev_features(model: &TartanModel, split: &Split, pad_id: u32) -> Tensor<2
     let plain = crate::device::compute();
     let encoder = model.encoder.valid();
     let seqs: Vec<&[u32]> = split.ids.iter().map(Vec::as_slice).collect();
-    cls_vector(encoder.forward(&collate(&seqs, pad_id, &plain)))
+    cls_vector(encoder.forward(&EncoderInput::pad(&seqs, pad_id, &plain)))
 }
 
 /// Fits `head` on fixed features (the encoder frozen) with AdamW, at most `iters` steps,
@@ -121,9 +187,9 @@ pub fn fit_dev_head(
 ) -> ClassificationHead {
     let x = Tensor::<2>::from_data(features.into_data(), device);
     let y = labels_tensor(labels, device);
-    let paths = param_paths(&head);
+    let groups = ParamGroups::new(&head, |_| 0);
     let group = Group { lr: cfg.dev_head_lr, weight_decay: cfg.dev_head_weight_decay };
-    let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, encoder: group, heads: group });
+    let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, groups: vec![group] });
     let mut previous: Option<f64> = None;
     for _ in 0..cfg.dev_head_iters {
         let loss = cross_entropy(head.forward_features(x.clone()), y.clone());
@@ -134,7 +200,7 @@ pub fn fit_dev_head(
         previous = Some(value);
         let mut grads = GradBuffer::default();
         grads.add(&head, &loss.backward());
-        head = opt.step(head, grads, 1.0, &paths);
+        head = opt.step(head, grads, 1.0, &groups);
     }
     head
 }
@@ -186,7 +252,7 @@ impl Weighting for MetaTartan {
         let idx = self.dev_stream.next_batch();
         let seqs: Vec<&[u32]> = idx.iter().map(|&i| self.dev.ids[i].as_slice()).collect();
         let labels: Vec<usize> = idx.iter().map(|&i| self.dev.labels[i]).collect();
-        let logits = head.forward(model.encoder.forward(&collate(&seqs, self.pad_id, device)));
+        let logits = head.forward(model.encoder.forward(&EncoderInput::pad(&seqs, self.pad_id, device)));
         let loss = cross_entropy(logits, labels_tensor(&labels, device));
         self.dev_loss = loss.clone().into_scalar::<f32>() as f64;
         let mut buffer = GradBuffer::default();
@@ -206,25 +272,24 @@ impl Weighting for MetaTartan {
         self.last_norm[task] = sq.sqrt();
     }
 
-    fn end_step(&mut self) -> Vec<(String, f64)> {
-        let mut figures = Vec::new();
-        if self.updating() {
+    fn end_step(&mut self) -> StepFigures {
+        let updating = self.updating();
+        if updating {
             for (a, g) in self.state.logits.iter_mut().zip(self.logit_grads.iter_mut()) {
                 *a -= self.cfg.lr * *g;
                 *g = 0.0;
             }
-            figures.push(("dev_loss".to_string(), self.dev_loss));
-            for (i, (c, n)) in self.last_cos.iter().zip(&self.last_norm).enumerate() {
-                figures.push((format!("cos.{i}"), *c));
-                figures.push((format!("grad_norm.{i}"), *n));
-            }
         }
-        for (i, a) in self.state.logits.iter().enumerate() {
-            figures.push((format!("logit.{i}"), *a));
-        }
+        let tasks = (0..self.state.logits.len())
+            .map(|i| TaskFigures {
+                cos: updating.then_some(self.last_cos[i]),
+                grad_norm: updating.then_some(self.last_norm[i]),
+                logit: Some(self.state.logits[i]),
+            })
+            .collect();
         self.state.step += 1;
         self.dev_grad = None;
-        figures
+        StepFigures { dev_loss: updating.then_some(self.dev_loss), tasks }
     }
 
     fn state(&self) -> serde_json::Value {
@@ -242,18 +307,4 @@ pub fn softmax(logits: &[f64]) -> Vec<f64> {
     let exps: Vec<f64> = logits.iter().map(|a| (a - max).exp()).collect();
     let sum: f64 = exps.iter().sum();
     exps.iter().map(|e| e / sum).collect()
-}
-
-/// Per-task figures by name, for logs (`cos.1` -> `cos.tapt`).
-pub fn name_figures(figures: Vec<(String, f64)>, names: &[String]) -> HashMap<String, f64> {
-    figures
-        .into_iter()
-        .map(|(k, v)| match k.rsplit_once('.') {
-            Some((kind, i)) => match i.parse::<usize>().ok().and_then(|i| names.get(i)) {
-                Some(name) => (format!("{kind}.{name}"), v),
-                None => (k, v),
-            },
-            None => (k, v),
-        })
-        .collect()
 }

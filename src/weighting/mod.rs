@@ -10,6 +10,25 @@ use burn::tensor::{Device, Gradients};
 
 use crate::model::TartanModel;
 
+/// What a weighting measured in one optimizer step, per task in the loop's order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepFigures {
+    /// The dev loss behind the step's meta-gradient.
+    pub dev_loss: Option<f64>,
+    pub tasks: Vec<TaskFigures>,
+}
+
+/// One task's figures (all absent for fixed weights).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TaskFigures {
+    /// Cosine of the task's gradient with the dev gradient over the shared encoder.
+    pub cos: Option<f64>,
+    /// Norm of the task's weighted gradient over the shared encoder.
+    pub grad_norm: Option<f64>,
+    /// The logit of the task's weight.
+    pub logit: Option<f64>,
+}
+
 pub trait Weighting {
     /// One weight per objective, in the loop's order (end-task first).
     fn weights(&self) -> Vec<f64>;
@@ -23,9 +42,9 @@ pub trait Weighting {
     /// accumulation steps.
     fn observe(&mut self, _task: usize, _model: &TartanModel, _grads: &Gradients) {}
 
-    /// After the optimizer step; returns figures to log (name, value).
-    fn end_step(&mut self) -> Vec<(String, f64)> {
-        vec![]
+    /// After the optimizer step; returns the step's figures to log.
+    fn end_step(&mut self) -> StepFigures {
+        StepFigures::default()
     }
 
     /// The strategy's state, for resuming.

@@ -79,5 +79,5 @@ pub fn rel_l2(a: &[f32], b: &[f64]) -> f64 {
 
 /// The latest `checkpoint-<step>/` folder of a run.
 pub fn latest_checkpoint(run: &std::path::Path) -> Option<PathBuf> {
-    tartan::train::trainer::checkpoints(run).unwrap().pop().map(|(_, dir)| dir)
+    tartan::train::checkpoints::checkpoints(run).unwrap().pop().map(|(_, dir)| dir)
 }

@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use tartan::config::RunConfig;
 use tartan::data::synthetic::{generate, vocabulary, word_level_tokenizer, write_jsonl};
 use tartan::model::{Bert, MlmHead, ModelConfig};
-use tartan::train::checkpoint::save_pretrained;
+use tartan::train::saved_model::save_pretrained;
 
 pub struct TinySetup {
     pub dir: tempfile::TempDir,

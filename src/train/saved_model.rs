@@ -8,10 +8,12 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::fsutil::{replace_dir, staging_dir, write_atomic};
+use super::pretrained::Pretrained;
 use crate::data::{LabelMap, TextTokenizer};
-use crate::model::weights::{hf_tensors, load_plain, plain_tensors, read_plain, to_safetensors_bytes};
-use crate::model::{Bert, ClassificationHead, MlmHead, ModelConfig, Pretrained, TartanModel};
+use crate::fsutil::{replace_dir, staging_dir, write_atomic};
+use crate::model::export::write_encoder;
+use crate::model::weights::{load_plain, plain_tensors, read_plain, to_safetensors_bytes};
+use crate::model::{Bert, ClassificationHead, MlmHead, ModelConfig, TartanModel};
 
 /// `tartan.json` in a saved model: what is needed to use the head.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +53,7 @@ pub fn save_pretrained(
     replace_dir(&staged, dest)
 }
 
+/// The encoder files plus the tokenizer, so the folder is a complete HF checkpoint.
 fn write_encoder_files(
     dir: &Path,
     encoder: &Bert,
@@ -58,23 +61,7 @@ fn write_encoder_files(
     config: &ModelConfig,
     tokenizer: &TextTokenizer,
 ) -> Result<()> {
-    let family = config.family;
-    let mut raw = config.raw.clone();
-    let (prefix, arch) = match (mlm, family) {
-        // With an MLM head the keys carry the base-model prefix, as `*ForMaskedLM` saves them,
-        // so both `AutoModel` and `AutoModelForMaskedLM` find their weights.
-        (Some(_), crate::model::Family::Bert) => ("bert.", "BertForMaskedLM"),
-        (Some(_), crate::model::Family::Roberta) => ("roberta.", "RobertaForMaskedLM"),
-        (None, crate::model::Family::Bert) => ("", "BertModel"),
-        (None, crate::model::Family::Roberta) => ("", "RobertaModel"),
-    };
-    raw["architectures"] = serde_json::json!([arch]);
-    let mut tensors = hf_tensors(encoder, prefix, None);
-    if let Some(mlm) = mlm {
-        tensors.extend(hf_tensors(mlm, "", Some(family)));
-    }
-    write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(&raw)?.as_bytes())?;
-    write_atomic(&dir.join("model.safetensors"), &to_safetensors_bytes(&tensors)?)?;
+    write_encoder(dir, encoder, mlm, config)?;
     tokenizer.save(&dir.join("tokenizer.json"))
 }
 
@@ -99,5 +86,5 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<SavedModel> {
     let head = ClassificationHead::new(hidden, info.labels.len(), info.head_dropout, device);
     let classifier = load_plain(head, read_plain(&dir.join("head.safetensors"))?, "head.safetensors")?;
     let labels = LabelMap { labels: info.labels.clone() };
-    Ok(SavedModel { model: TartanModel { encoder, classifier, mlm }, pretrained, labels, info })
+    Ok(SavedModel { model: TartanModel::new(encoder, classifier, mlm), pretrained, labels, info })
 }

@@ -1,8 +1,9 @@
 //! AdamW with parameter groups, as `torch.optim.AdamW`.
 //!
-//! Hand-written rather than burn's `ModuleOptimizer`: TARTAN needs four groups (encoder and
-//! heads, each with and without weight decay) with their own learning rates under one
-//! schedule, PyTorch's exact update, and a state file keyed by parameter path for resuming.
+//! Hand-written rather than burn's `ModuleOptimizer`: TARTAN needs groups (encoder and heads,
+//! each with and without weight decay) with their own learning rates under one schedule,
+//! PyTorch's exact update, and a state file keyed by parameter path for resuming. Which group
+//! a parameter is in is decided once, by `ParamGroups`, not on every step.
 
 use std::collections::HashMap;
 
@@ -10,9 +11,10 @@ use anyhow::{Result, bail};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
 
-use super::grads::GradBuffer;
+use crate::optim::GradBuffer;
+use crate::params::param_paths;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Group {
     pub lr: f64,
     pub weight_decay: f64,
@@ -23,13 +25,39 @@ pub struct AdamWConfig {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-    pub encoder: Group,
-    pub heads: Group,
+    /// Indexed by `ParamGroups`' group numbers.
+    pub groups: Vec<Group>,
 }
 
 /// Biases and LayerNorm parameters are not decayed (BERT's recipe).
 pub fn decays(path: &str) -> bool {
     !(path.ends_with("bias") || path.ends_with(".gamma") || path.ends_with(".beta"))
+}
+
+/// Where each parameter of a module belongs: its path (the key of the optimizer state), its
+/// group number and whether it is decayed.
+#[derive(Debug, Clone, Default)]
+pub struct ParamGroups {
+    params: HashMap<ParamId, (String, usize, bool)>,
+}
+
+impl ParamGroups {
+    /// Groups `module`'s parameters by `group_of(path)`.
+    pub fn new<M: Module>(module: &M, group_of: impl Fn(&str) -> usize) -> Self {
+        let params = param_paths(module).into_iter().map(|(id, path)| {
+            let (group, decay) = (group_of(&path), decays(&path));
+            (id, (path, group, decay))
+        });
+        Self { params: params.collect() }
+    }
+
+    pub fn path(&self, id: &ParamId) -> Option<&str> {
+        self.params.get(id).map(|p| p.0.as_str())
+    }
+
+    pub fn group(&self, id: &ParamId) -> Option<usize> {
+        self.params.get(id).map(|p| p.1)
+    }
 }
 
 pub struct AdamW {
@@ -49,20 +77,14 @@ impl AdamW {
     }
 
     /// One update of every parameter that has a gradient; `lr_factor` is the schedule's.
-    pub fn step<M: Module>(
-        &mut self,
-        module: M,
-        mut grads: GradBuffer,
-        lr_factor: f64,
-        paths: &HashMap<ParamId, String>,
-    ) -> M {
+    pub fn step<M: Module>(&mut self, module: M, mut grads: GradBuffer, lr_factor: f64, groups: &ParamGroups) -> M {
         self.steps += 1;
         let t = self.steps as i32;
         let c = &self.config;
         let mut mapper = Update {
             grads: &mut grads,
             moments: &mut self.moments,
-            paths,
+            groups,
             config: c,
             lr_factor,
             bias1: 1.0 - c.beta1.powi(t),
@@ -72,10 +94,10 @@ impl AdamW {
     }
 
     /// Moments keyed by `<path>.exp_avg` / `<path>.exp_avg_sq`, for a resumable checkpoint.
-    pub fn state_tensors(&self, paths: &HashMap<ParamId, String>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    pub fn state_tensors(&self, groups: &ParamGroups) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         let mut out = Vec::new();
         for (id, (m, v)) in &self.moments {
-            let path = &paths[id];
+            let Some(path) = groups.path(id) else { continue };
             for (suffix, t) in [("exp_avg", m), ("exp_avg_sq", v)] {
                 let values = t.to_data().try_to_vec::<f32>().expect("f32 moments");
                 out.push((format!("{path}.{suffix}"), vec![values.len()], values));
@@ -87,13 +109,13 @@ impl AdamW {
     pub fn load_state(
         &mut self,
         steps: u64,
-        tensors: &crate::model::weights::TensorMap,
-        paths: &HashMap<ParamId, String>,
+        tensors: &crate::params::TensorMap,
+        groups: &ParamGroups,
         device: &burn::tensor::Device,
     ) -> Result<()> {
         self.steps = steps;
         self.moments.clear();
-        for (id, path) in paths {
+        for (id, (path, _, _)) in &groups.params {
             let get = |s: &str| tensors.get(&format!("{path}.{s}"));
             match (get("exp_avg"), get("exp_avg_sq")) {
                 (Some((sm, m)), Some((sv, v))) => {
@@ -114,7 +136,7 @@ impl AdamW {
 struct Update<'a> {
     grads: &'a mut GradBuffer,
     moments: &'a mut HashMap<ParamId, (Tensor<1>, Tensor<1>)>,
-    paths: &'a HashMap<ParamId, String>,
+    groups: &'a ParamGroups,
     config: &'a AdamWConfig,
     lr_factor: f64,
     bias1: f64,
@@ -126,10 +148,10 @@ impl ModuleMapper for Update<'_> {
         let Some(g) = self.grads.remove(&param.id) else { return param };
         let (id, tensor, mapper) = param.consume();
         let c = self.config;
-        let path = &self.paths[&id];
-        let group = if crate::model::is_encoder_param(path) { c.encoder } else { c.heads };
+        let (_, index, decay) = &self.groups.params[&id];
+        let group = c.groups[*index];
         let lr = group.lr * self.lr_factor;
-        let wd = if decays(path) { group.weight_decay } else { 0.0 };
+        let wd = if *decay { group.weight_decay } else { 0.0 };
         let dims = tensor.dims();
         let n = g.dims()[0];
         let p = tensor.inner().reshape([n]);
@@ -147,29 +169,9 @@ impl ModuleMapper for Update<'_> {
     }
 }
 
-/// Linear warm-up from 0 over `warmup` steps, then linear decay to 0 at `total`
-/// (`get_linear_schedule_with_warmup`); `step` counts updates already made.
-pub fn linear_schedule(step: usize, warmup: usize, total: usize) -> f64 {
-    if step < warmup {
-        step as f64 / warmup.max(1) as f64
-    } else {
-        (total.saturating_sub(step)) as f64 / (total.saturating_sub(warmup)).max(1) as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schedule_warms_up_then_decays_to_zero() {
-        assert_eq!(linear_schedule(0, 10, 100), 0.0);
-        assert_eq!(linear_schedule(5, 10, 100), 0.5);
-        assert_eq!(linear_schedule(10, 10, 100), 1.0);
-        assert!((linear_schedule(55, 10, 100) - 0.5).abs() < 1e-12);
-        assert_eq!(linear_schedule(100, 10, 100), 0.0);
-        assert_eq!(linear_schedule(3, 0, 4), 0.25);
-    }
 
     #[test]
     fn no_decay_on_biases_and_layer_norms() {
