@@ -3,7 +3,7 @@
 //! CSV and JSON.
 
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
@@ -12,6 +12,7 @@ use crate::config::{RunConfig, Strategy};
 use crate::fsutil::write_atomic;
 use crate::report::summary::{RunSummary, mean_std, table, table_markdown};
 use crate::runlock::RunFolderInUse;
+use crate::train::records::copy_run_records;
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -27,60 +28,108 @@ pub struct SweepArgs {
     pub set: Vec<String>,
     #[arg(long, default_value = "runs/sweep")]
     pub output: PathBuf,
+    /// Do every config and strategy of a seed before the next seed (a partial sweep then has
+    /// whole rows of the table).
+    #[arg(long)]
+    pub seed_major: bool,
+    /// A folder (committed, say under docs/) that keeps each finished run's records
+    /// (`config.toml`, `results.json`, `metrics.jsonl`, no weights): runs found there count as
+    /// finished, so a sweep resumes on a machine that no longer has its run folders.
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
 }
 
 pub fn run(args: SweepArgs) -> Result<()> {
     crate::cli::train::install_ctrlc();
     let mut runs = Vec::new();
     let mut pending = Vec::new();
+    for (config, strategy, seed) in grid(&args) {
+        let cfg = run_config(&args, config, strategy, seed)?;
+        let dir = &cfg.output_dir;
+        let name = dir.strip_prefix(&args.output).unwrap_or(dir).to_path_buf();
+        if let Some(archive) = &args.archive {
+            if !dir.join("results.json").exists() && archive.join(&name).join("results.json").exists() {
+                tracing::info!(
+                    "{} is finished in the archive {}; restoring its records",
+                    name.display(),
+                    archive.display()
+                );
+                copy_run_records(&archive.join(&name), dir)?;
+            }
+        }
+        if dir.join("results.json").exists() {
+            tracing::info!("{} is finished; skipping it", dir.display());
+        } else {
+            tracing::info!("== {} ==", name.display());
+            let resume = dir.join("config.toml").exists();
+            match crate::train::strategy::run(&cfg, resume) {
+                Ok(_) => {}
+                // Several sweeps over one grid share it out: each takes the runs no other holds.
+                Err(e) if e.downcast_ref::<RunFolderInUse>().is_some() => {
+                    tracing::info!("{} is in progress in another process; skipping it", dir.display());
+                    pending.push(dir.clone());
+                    continue;
+                }
+                Err(e) => return Err(e.context(format!("run {}", dir.display()))),
+            }
+        }
+        if let Some(archive) = &args.archive {
+            copy_run_records(dir, &archive.join(&name))?;
+        }
+        runs.push(RunSummary::read(dir)?);
+    }
+    let md = write_tables(&runs, &args.output)?;
+    println!("{md}");
+    if !pending.is_empty() {
+        println!(
+            "{} runs were still in progress in other processes; run the sweep again once they finish for the full table",
+            pending.len()
+        );
+    }
+    Ok(())
+}
+
+/// The runs in the order they are done: per config, strategy, then seed; with `--seed-major`,
+/// every config and strategy of the first seed before the next seed.
+fn grid(args: &SweepArgs) -> Vec<(&PathBuf, &str, u64)> {
+    let mut out = Vec::new();
     for config in &args.configs {
         for strategy in &args.strategies {
-            for seed in &args.seeds {
-                let mut sets = args.set.clone();
-                sets.push(format!("strategy=\"{strategy}\""));
-                sets.push(format!("seed={seed}"));
-                let mut cfg = RunConfig::load(Some(config), &sets)?;
-                if cfg.strategy == Strategy::Finetune {
-                    cfg.aux.clear();
-                }
-                let task = cfg
-                    .task
-                    .train
-                    .parent()
-                    .and_then(|p| p.file_name())
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_else(|| "task".into());
-                cfg.output_dir = args.output.join(&task).join(strategy).join(format!("seed{seed}"));
-                cfg.validate()?;
-                if cfg.output_dir.join("results.json").exists() {
-                    tracing::info!("{} is finished; skipping it", cfg.output_dir.display());
-                } else {
-                    tracing::info!("== {task} / {strategy} / seed {seed} ==");
-                    let resume = cfg.output_dir.join("config.toml").exists();
-                    match crate::train::strategy::run(&cfg, resume) {
-                        Ok(_) => {}
-                        // Several sweeps over one grid share it out: each takes the runs no
-                        // other one holds.
-                        Err(e) if e.downcast_ref::<RunFolderInUse>().is_some() => {
-                            tracing::info!(
-                                "{} is in progress in another process; skipping it",
-                                cfg.output_dir.display()
-                            );
-                            pending.push(cfg.output_dir.clone());
-                            continue;
-                        }
-                        Err(e) => return Err(e.context(format!("run {}", cfg.output_dir.display()))),
-                    }
-                }
-                runs.push(RunSummary::read(&cfg.output_dir)?);
+            for &seed in &args.seeds {
+                out.push((config, strategy.as_str(), seed));
             }
         }
     }
-    let md = table_markdown(&runs);
-    write_atomic(&args.output.join("results.md"), md.as_bytes())?;
+    if args.seed_major {
+        // A stable sort keeps the config and strategy order within a seed.
+        out.sort_by_key(|r| args.seeds.iter().position(|s| *s == r.2));
+    }
+    out
+}
+
+/// One run's configuration: the base config with the strategy and seed set, in
+/// `<output>/<task>/<strategy>/seed<N>`.
+fn run_config(args: &SweepArgs, config: &Path, strategy: &str, seed: u64) -> Result<RunConfig> {
+    let mut sets = args.set.clone();
+    sets.push(format!("strategy=\"{strategy}\""));
+    sets.push(format!("seed={seed}"));
+    let mut cfg = RunConfig::load(Some(config), &sets)?;
+    if cfg.strategy == Strategy::Finetune {
+        cfg.aux.clear();
+    }
+    let task = cfg.task.name();
+    cfg.output_dir = args.output.join(task).join(strategy).join(format!("seed{seed}"));
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// `results.md/.csv/.json` in `out`: the comparison table over `runs`. Returns the Markdown.
+fn write_tables(runs: &[RunSummary], out: &Path) -> Result<String> {
+    let md = table_markdown(runs);
+    write_atomic(&out.join("results.md"), md.as_bytes())?;
     let mut csv = String::from("strategy,task,split,mean,std,n,values\n");
     let mut json = serde_json::Map::new();
-    for ((strategy, task), (dev, test)) in table(&runs) {
+    for ((strategy, task), (dev, test)) in table(runs) {
         for (split, values) in [("dev", &dev), ("test", &test)] {
             let (mean, std) = if values.is_empty() { (f64::NAN, f64::NAN) } else { mean_std(values) };
             let list: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
@@ -91,14 +140,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
             );
         }
     }
-    write_atomic(&args.output.join("results.csv"), csv.as_bytes())?;
-    write_atomic(&args.output.join("results.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
-    println!("{md}");
-    if !pending.is_empty() {
-        println!(
-            "{} runs were still in progress in other processes; run the sweep again once they finish for the full table",
-            pending.len()
-        );
-    }
-    Ok(())
+    write_atomic(&out.join("results.csv"), csv.as_bytes())?;
+    write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    Ok(md)
 }

@@ -51,6 +51,12 @@ impl TaskSection {
         Ok(())
     }
 
+    /// The task's name: the folder holding its training file (`chemprot`, `citation_intent`).
+    pub fn name(&self) -> String {
+        let folder = self.train.parent().and_then(|p| p.file_name());
+        folder.map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "task".into())
+    }
+
     /// The selection metric: accuracy unless set.
     pub fn metric(&self) -> Metric {
         self.metric.unwrap_or(Metric::Accuracy)

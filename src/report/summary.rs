@@ -34,13 +34,7 @@ impl RunSummary {
 
     /// The task's name: the folder holding its training file (`chemprot`, `citation_intent`).
     pub fn task(&self) -> String {
-        self.config
-            .task
-            .train
-            .parent()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| "task".into())
+        self.config.task.name()
     }
 }
 

@@ -124,6 +124,21 @@ impl RunResult {
     }
 }
 
+/// The files that record a finished run without its weights.
+pub const RUN_RECORDS: [&str; 3] = ["config.toml", "results.json", "metrics.jsonl"];
+
+/// Copies a run's records from `from` to `to` (created), each atomically; `results.json` last,
+/// since it is what marks the copy finished.
+pub fn copy_run_records(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for name in RUN_RECORDS.iter().filter(|n| **n != "results.json").chain(&["results.json"]) {
+        let bytes =
+            std::fs::read(from.join(name)).with_context(|| format!("cannot read {}", from.join(name).display()))?;
+        write_atomic(&to.join(name), &bytes)?;
+    }
+    Ok(())
+}
+
 /// `metrics.jsonl` of a run folder, open for appending.
 pub struct MetricsLog {
     file: File,
