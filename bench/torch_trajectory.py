@@ -7,7 +7,7 @@ clip at 1.0, linear warm-up then decay). Dropout is off so both sides see the sa
 The head starts from a closed-form pattern that Rust recomputes (no weights to ship); its
 scale is torch.nn.Linear's bound, 1/sqrt(fan_in). The fixture holds the token ids, labels,
 per-step loss and gradient norm, the gradient norm of every parameter at step 1, and how far
-every parameter moved after the last step. tests/parity.rs replays it.
+every parameter moved after the last step. tests/it/parity.rs replays it.
 
     bench/torch_trajectory.py        # installs ../torch-venv if missing, then runs in it
 """

@@ -1,5 +1,5 @@
 #![allow(dead_code)] // each fuzz target uses one of these checks
-//! What each fuzz target checks, shared with `tests/fuzz_regressions.rs`, which replays the
+//! What each fuzz target checks, shared with `tests/it/fuzz_regressions.rs`, which replays the
 //! seeds and every input a fuzzer once crashed on. Each function takes arbitrary bytes and
 //! must return (an error is fine) without panicking, overflowing or running out of memory.
 

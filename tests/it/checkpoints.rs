@@ -1,9 +1,7 @@
 //! Checkpoint layouts: sharded weights, the Hub cache, and what `best/` holds.
 
-mod common;
-
+use crate::common::tiny::{tiny_config, tiny_setup};
 use burn::tensor::Device;
-use common::tiny::{tiny_config, tiny_setup};
 use tartan::model::hub;
 use tartan::model::weights::{hf_tensors, read_plain, to_safetensors_bytes};
 use tartan::train::plan::Phase;

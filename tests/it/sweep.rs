@@ -1,10 +1,8 @@
 //! `tartan sweep` runs the grid once, tabulates it, and skips finished runs when run again.
 
-mod common;
-
 use std::process::Command;
 
-use common::tiny::tiny_setup;
+use crate::common::tiny::tiny_setup;
 
 #[test]
 fn sweep_runs_the_grid_tabulates_and_skips_finished_runs() {

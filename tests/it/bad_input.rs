@@ -1,10 +1,8 @@
 //! Bad input gets an error that names the file, the line and the fix.
 
-mod common;
-
 use std::path::Path;
 
-use common::tiny::{tiny_config, tiny_setup};
+use crate::common::tiny::{tiny_config, tiny_setup};
 use tartan::data::{LabelMap, read_jsonl};
 use tartan::train::plan::Phase;
 use tartan::train::pretrained::Pretrained;
@@ -69,7 +67,7 @@ fn single_class_and_unseen_labels_are_errors() {
     assert!(err.contains("dev.jsonl:2: label `z` does not occur in the training data"), "{err}");
 }
 
-fn trainer_error(setup: &common::tiny::TinySetup, sets: &[&str]) -> String {
+fn trainer_error(setup: &crate::common::tiny::TinySetup, sets: &[&str]) -> String {
     let cfg = tiny_config(setup, &setup.path("run"), sets);
     match Trainer::new(cfg, Phase::Main, false) {
         Ok(_) => String::new(),

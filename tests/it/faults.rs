@@ -1,13 +1,11 @@
 //! Faults through the real binary: Ctrl-C saves and exits cleanly, `kill -9` loses only the
 //! steps since the last checkpoint, and both resume.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::latest_checkpoint;
-use common::tiny::{TinySetup, tiny_setup};
+use crate::common::latest_checkpoint;
+use crate::common::tiny::{TinySetup, tiny_setup};
 
 fn config(setup: &TinySetup, run: &str) -> std::path::PathBuf {
     let p = |n: &str| setup.path(n).display().to_string();

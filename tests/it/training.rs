@@ -1,11 +1,9 @@
 //! End-to-end training on a tiny BERT and a synthetic task (no downloads, no ../shared).
 
-mod common;
-
+use crate::common::latest_checkpoint;
+use crate::common::tiny::{tiny_config, tiny_setup};
 use burn::module::Module;
 use burn::tensor::Device;
-use common::latest_checkpoint;
-use common::tiny::{tiny_config, tiny_setup};
 use tartan::data::task::Split;
 use tartan::train::checkpoints::checkpoints;
 use tartan::train::evaluate::evaluate;
@@ -162,7 +160,7 @@ fn main_dev_accuracies(run: &std::path::Path) -> Vec<f64> {
         .collect()
 }
 
-fn dev_accuracy_of_best(setup: &common::tiny::TinySetup, run: &std::path::Path) -> f64 {
+fn dev_accuracy_of_best(setup: &crate::common::tiny::TinySetup, run: &std::path::Path) -> f64 {
     let device = Device::flex();
     let saved = load_model(&run.join("best"), &device).unwrap();
     let split =

@@ -1,7 +1,7 @@
 //! Replays the fuzz seeds and every input that once crashed a fuzz target
 //! (`fuzz/regressions/<target>/`), through the same checks as the fuzzer (`fuzz/checks.rs`).
 
-#[path = "../fuzz/checks.rs"]
+#[path = "../../fuzz/checks.rs"]
 mod checks;
 
 fn replay(target: &str, check: fn(&[u8])) {

@@ -2,13 +2,11 @@
 //! token ids, every layer's hidden states, classification logits/loss/gradients and, for the
 //! tiny MLM checkpoints, MLM logits/loss/gradients and the gradients' dot product and cosine.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::{Reference, rel_l2, shared_dir};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::{Reference, rel_l2, shared_dir};
 use tartan::loss::cross_entropy;
 use tartan::model::{ClassificationHead, EncoderInput, TartanModel, weights};
 use tartan::train::pretrained::Pretrained;
@@ -266,7 +264,7 @@ fn minilm_training_trajectory_matches_pytorch() {
     use tartan::optim::{AdamW, AdamWConfig, Group, linear_schedule};
     let Some(shared) = shared_dir() else { return };
     let fixture: Trajectory =
-        serde_json::from_str(include_str!("fixtures/minilm-trajectory.json")).expect("valid fixture");
+        serde_json::from_str(include_str!("../fixtures/minilm-trajectory.json")).expect("valid fixture");
     let s = &fixture.settings;
     let (steps, warmup) = (s["steps"].as_u64().unwrap() as usize, s["warmup_steps"].as_u64().unwrap() as usize);
     let p = Pretrained::from_dir(&shared.join("models/all-MiniLM-L6-v2")).unwrap();

@@ -2,12 +2,10 @@
 //! resident set sampled from /proc while it trains. Allocator caches and the first
 //! evaluation settle early; after that the resident set must stay flat.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::tiny::{tiny_sets, tiny_setup};
+use crate::common::tiny::{tiny_sets, tiny_setup};
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -74,7 +74,7 @@ fn every_top_level_module_has_a_layer() {
     for entry in std::fs::read_dir(&src).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().trim_end_matches(".rs").to_string();
         if name != "lib" && name != "main" {
-            assert!(layer(&name).is_some(), "src/{name} has no layer in tests/layers.rs and docs/ARCHITECTURE.md");
+            assert!(layer(&name).is_some(), "src/{name} has no layer in tests/it/layers.rs and docs/ARCHITECTURE.md");
         }
     }
 }

@@ -1,0 +1,16 @@
+//! The integration tests, one binary: linking the library once instead of once per file saves
+//! most of their build time (docs/ARCHITECTURE.md has the figures). One file per subject.
+
+mod bad_input;
+mod checkpoints;
+mod common;
+mod config_doc;
+mod data;
+mod faults;
+mod fuzz_regressions;
+mod layers;
+mod multitask;
+mod parity;
+mod soak;
+mod sweep;
+mod training;
