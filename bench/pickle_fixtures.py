@@ -11,6 +11,8 @@ checkpoints ship, plus pickles that run code when unpickled. tests/pickle.rs rea
 - pytorch_model-0000{1,2}-of-00002.bin, pytorch_model.bin.index.json: the same dict in two shards.
 - legacy.bin: SciBERT/BioBERT-style, the pre-1.6 non-ZIP container with float32 values,
   `LayerNorm.gamma`/`beta` names, the pooler and NSP head of BertForPreTraining.
+- broadcast.bin: a 256 MiB view (stride 0) of a one-element storage in a file of a few KiB,
+  which loading must refuse before allocating it.
 - hostile-zip.bin, hostile-legacy.bin, hostile-plain.bin: real weights with an `os.system`
   call hidden in `_metadata`, the same in the legacy container, and a bare pickle whose root is
   `builtins.exec`. Each creates `tartan-pickle-executed` in the working folder when unpickled by
@@ -91,6 +93,9 @@ old["cls.seq_relationship.bias"] = torch.randn(2) * 0.5
 torch.save(old, out("legacy.bin"), _use_new_zipfile_serialization=False)
 
 
+torch.save({"bert.embeddings.word_embeddings.weight": torch.zeros(1).expand(1 << 26)}, out("broadcast.bin"))
+
+
 class System:
     def __reduce__(self):
         return (os.system, (f"touch {MARKER}",))
@@ -111,7 +116,7 @@ with open(out("hostile-plain.bin"), "wb") as f:
 
 # Every benign file holds only what torch's safe loader accepts; every hostile one runs its
 # payload under a plain unpickle (and is refused by the safe loader).
-for name in ["pytorch_model.bin", "pytorch_model-00001-of-00002.bin", "legacy.bin"]:
+for name in ["pytorch_model.bin", "pytorch_model-00001-of-00002.bin", "legacy.bin", "broadcast.bin"]:
     torch.load(out(name), weights_only=True)
 cwd = os.getcwd()
 for name in ["hostile-zip.bin", "hostile-legacy.bin", "hostile-plain.bin"]:

@@ -103,7 +103,7 @@ fn hostile_pickles_are_refused_and_nothing_runs() {
 }
 
 #[test]
-fn a_forged_tensor_or_a_file_that_is_no_checkpoint_is_refused() {
+fn forged_tensors_oversized_views_and_non_checkpoints_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     // {"w": torch.Tensor()}: called by name rather than rebuilt from a storage, so it holds no
     // data the reader could read and only Python would construct it.
@@ -112,6 +112,11 @@ fn a_forged_tensor_or_a_file_that_is_no_checkpoint_is_refused() {
     std::fs::write(dir.join("pytorch_model.bin"), forged).unwrap();
     let err = load_error(&dir);
     assert!(err.contains("refused") && err.contains("`torch.Tensor` at `w`"), "{err}");
+
+    // 256 MiB of one repeated float in a 2 KiB file: refused before anything is allocated.
+    let broadcast = model_dir(tmp.path(), "broadcast", &[("broadcast.bin", "pytorch_model.bin")]);
+    let err = load_error(&broadcast);
+    assert!(err.contains("claim more than twice the file's") && err.contains("[67108864]"), "{err}");
 
     let junk = model_dir(tmp.path(), "junk", &[("config.json", "pytorch_model.bin")]);
     let err = load_error(&junk);

@@ -147,6 +147,10 @@ fn read_pickle(file: &Path, family: Family, out: &mut TensorMap) -> Result<()> {
             found.join(", ")
         );
     }
+    // A view may repeat its storage (stride 0), so a few bytes of pickle can claim gigabytes.
+    // Stored tensors fit in the file, twice over with the copy of the tied decoder.
+    let budget = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len() * 2;
+    let mut claimed = 0;
     for (name, tensor) in reader.map_err(unreadable)?.into_tensors() {
         let key = normalise_key(&name, family);
         // The reader hands back native byte order.
@@ -157,6 +161,15 @@ fn read_pickle(file: &Path, family: Family, out: &mut TensorMap) -> Result<()> {
             _ if ignorable(&key) => continue,
             other => bail!("{}: tensor `{name}` has dtype {other:?}; expected F32, F16 or BF16", file.display()),
         };
+        claimed += tensor.byte_len() as u64;
+        if claimed > budget {
+            bail!(
+                "{}: its tensors claim more than twice the file's {} bytes (`{name}` is {:?}); the file is malformed",
+                file.display(),
+                budget / 2,
+                tensor.shape()
+            );
+        }
         let bytes = tensor.read().with_context(|| format!("cannot read weights {}", file.display()))?;
         let values = bytes.chunks_exact(tensor.dtype().size()).map(decode).collect();
         out.insert(key, (tensor.shape().to_vec(), values));
