@@ -18,6 +18,8 @@ checkpoints ship, plus pickles that run code when unpickled. tests/pickle.rs rea
   `builtins.exec`. Each creates `tartan-pickle-executed` in the working folder when unpickled by
   Python; this script checks that it does (in a temporary folder), so the fixtures have teeth.
 
+It also writes fuzz/seeds/pickle_file/legacy-two-tensors, a small benign seed for that target.
+
     bench/pickle_fixtures.py        # installs ../torch-venv if missing, then runs in it
 """
 import json, os, pickle, subprocess, sys, tempfile
@@ -94,6 +96,12 @@ torch.save(old, out("legacy.bin"), _use_new_zipfile_serialization=False)
 
 
 torch.save({"bert.embeddings.word_embeddings.weight": torch.zeros(1).expand(1 << 26)}, out("broadcast.bin"))
+
+seeds = os.path.join(REPO, "fuzz", "seeds", "pickle_file")
+os.makedirs(seeds, exist_ok=True)
+torch.save(OrderedDict([("bert.embeddings.LayerNorm.gamma", torch.randn(32)),
+                        ("bert.embeddings.LayerNorm.beta", torch.randn(32).half())]),
+           os.path.join(seeds, "legacy-two-tensors"), _use_new_zipfile_serialization=False)
 
 
 class System:
