@@ -54,3 +54,14 @@ pub fn model_files(data: &[u8]) {
     let device = burn::tensor::Device::flex();
     let _ = tartan::model::weights::load_pretrained(dir.path(), &config, true, &device);
 }
+
+/// A pickled checkpoint: the input as `pytorch_model.bin` beside the config of the pickle
+/// fixtures (tests/fixtures/pickle/), loaded as encoder and MLM head. Besides not panicking,
+/// it must never run what the pickle asks for, which tests/pickle.rs checks on its fixtures.
+pub fn pickle_file(data: &[u8]) {
+    let config = ModelConfig::from_json(include_str!("../tests/fixtures/pickle/config.json")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pytorch_model.bin"), data).unwrap();
+    let device = burn::tensor::Device::flex();
+    let _ = tartan::model::weights::load_pretrained(dir.path(), &config, true, &device);
+}

@@ -2,10 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use hf_hub::Cache;
 
-/// Files a model folder needs; `model.safetensors` may instead be an index with shards.
+use super::weights::{WEIGHT_FILES, shard_names};
+
+/// Files a model folder needs besides one of `WEIGHT_FILES`.
 const NEEDED: [&str; 2] = ["config.json", "tokenizer.json"];
 
 /// Returns a folder holding `config.json`, `tokenizer.json` and the weights. A `spec` naming an
@@ -23,7 +25,7 @@ pub fn resolve_in(spec: &str, cache: &Cache, offline: bool) -> Result<PathBuf> {
         for f in NEEDED {
             if !path.join(f).exists() {
                 bail!(
-                    "{} has no {f}; a model folder needs config.json, tokenizer.json and model.safetensors (Hugging Face layout)",
+                    "{} has no {f}; a model folder needs config.json, tokenizer.json and model.safetensors or pytorch_model.bin (Hugging Face layout)",
                     path.display()
                 );
             }
@@ -38,7 +40,7 @@ pub fn resolve_in(spec: &str, cache: &Cache, offline: bool) -> Result<PathBuf> {
         return Ok(dir);
     }
     let hint = format!(
-        "`{spec}` is not a local folder and is not in the Hugging Face cache at {}.\n  Fix: pass the path of a folder with config.json, tokenizer.json and model.safetensors, \
+        "`{spec}` is not a local folder and is not in the Hugging Face cache at {}.\n  Fix: pass the path of a folder with config.json, tokenizer.json and model.safetensors or pytorch_model.bin, \
          or download it where the Hub is reachable (`huggingface-cli download {spec}`) and set HF_HOME to that cache",
         cache.path().display()
     );
@@ -51,7 +53,7 @@ pub fn resolve_in(spec: &str, cache: &Cache, offline: bool) -> Result<PathBuf> {
 fn cached_dir(repo: &hf_hub::CacheRepo) -> Option<PathBuf> {
     let config = repo.get("config.json")?;
     repo.get("tokenizer.json")?;
-    repo.get("model.safetensors").or_else(|| repo.get("model.safetensors.index.json"))?;
+    WEIGHT_FILES.into_iter().find_map(|f| repo.get(f))?;
     config.parent().map(Path::to_path_buf)
 }
 
@@ -60,14 +62,16 @@ fn download(spec: &str) -> Result<PathBuf> {
     let repo = api.model(spec.to_string());
     let config = repo.get("config.json")?;
     repo.get("tokenizer.json")?;
-    if repo.get("model.safetensors").is_err() {
-        let index = repo.get("model.safetensors.index.json")?;
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(index)?)?;
-        let shards: std::collections::BTreeSet<String> = json["weight_map"]
-            .as_object()
-            .map(|m| m.values().filter_map(|v| v.as_str().map(String::from)).collect())
-            .unwrap_or_default();
-        for shard in shards {
+    // Chosen from the repository's file list, so a failed download of the preferred format
+    // is an error rather than a silent fall back to fetching a pickle.
+    let listed: Vec<String> = repo.info()?.siblings.into_iter().map(|s| s.rfilename).collect();
+    let weights = WEIGHT_FILES
+        .into_iter()
+        .find(|f| listed.iter().any(|l| l == f))
+        .with_context(|| format!("{spec} on the Hub has none of {}", WEIGHT_FILES.join(", ")))?;
+    let first = repo.get(weights)?;
+    if weights.ends_with(".index.json") {
+        for shard in shard_names(&first)? {
             repo.get(&shard)?;
         }
     }

@@ -1,15 +1,18 @@
-//! Reading and writing encoder weights in the Hugging Face safetensors layout.
+//! Reading and writing encoder weights in the Hugging Face layout.
 //!
 //! Hand-written over the `safetensors` crate rather than burn-store's adapters: we need HF's
-//! own rules (optional `bert.`/`roberta.` prefix, sharded `model.safetensors.index.json`,
-//! legacy `gamma`/`beta` names, the decoder tied and not stored) and an error that lists every
+//! own rules (optional `bert.`/`roberta.` prefix, sharded `*.index.json`, legacy
+//! `gamma`/`beta` names, the decoder tied and not stored) and an error that lists every
 //! missing, unexpected and wrongly-shaped key at once, and the same table serves saving.
+//! Pickled `pytorch_model.bin` files only need their tensors read; burn-store's PyTorch
+//! reader does that without running the pickle, and they then fill the same table.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::store::pytorch_reader::{DType, PickleValue, PytorchReader};
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
@@ -38,25 +41,20 @@ fn ignorable(key: &str) -> bool {
 }
 
 impl StateDict {
-    /// Reads `model.safetensors`, or every shard listed in `model.safetensors.index.json`.
+    /// Reads the first of `WEIGHT_FILES` that `dir` holds, with every shard an index lists.
     pub fn from_dir(dir: &Path, family: Family) -> Result<Self> {
-        let single = dir.join("model.safetensors");
-        let index = dir.join("model.safetensors.index.json");
-        let files: Vec<PathBuf> = if single.exists() {
-            vec![single]
-        } else if index.exists() {
-            shard_files(&index)?
-        } else if dir.join("pytorch_model.bin").exists() {
-            bail!(
-                "{} holds only pytorch_model.bin, a pickle, which tartan does not load because unpickling can run arbitrary code. Convert it once in Python: `from transformers import AutoModel; AutoModel.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`",
-                dir.display()
-            );
-        } else {
-            bail!("no weights in {}: expected model.safetensors or model.safetensors.index.json", dir.display());
+        let Some(name) = WEIGHT_FILES.into_iter().find(|f| dir.join(f).exists()) else {
+            bail!("no weights in {}: expected one of {}", dir.display(), WEIGHT_FILES.join(", "));
         };
+        let first = dir.join(name);
+        let files = if name.ends_with(".index.json") { shard_files(&first)? } else { vec![first] };
         let mut tensors = BTreeMap::new();
         for file in files {
-            read_safetensors(&file, Some(family), &mut tensors)?;
+            if name.starts_with("pytorch_model.") {
+                read_pickle(&file, family, &mut tensors)?;
+            } else {
+                read_safetensors(&file, Some(family), &mut tensors)?;
+            }
         }
         Ok(Self { tensors })
     }
@@ -66,7 +64,13 @@ impl StateDict {
     }
 }
 
-fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
+/// Weight files of a Hugging Face model folder, most preferred first: safetensors before
+/// pickles, a single file before a sharded index of the same format.
+pub const WEIGHT_FILES: [&str; 4] =
+    ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
+
+/// The shard file names a `*.index.json` lists in its `weight_map`, each once.
+pub fn shard_names(index: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(index).with_context(|| format!("cannot read {}", index.display()))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", index.display()))?;
@@ -74,9 +78,13 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
         .get("weight_map")
         .and_then(|m| m.as_object())
         .with_context(|| format!("{} has no `weight_map` object", index.display()))?;
+    let names: BTreeSet<String> = map.values().filter_map(|v| v.as_str()).map(String::from).collect();
+    Ok(names.into_iter().collect())
+}
+
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
     let dir = index.parent().unwrap_or(Path::new("."));
-    let files: BTreeSet<PathBuf> = map.values().filter_map(|v| v.as_str()).map(|f| dir.join(f)).collect();
-    Ok(files.into_iter().collect())
+    Ok(shard_names(index)?.into_iter().map(|f| dir.join(f)).collect())
 }
 
 fn normalise_key(key: &str, family: Family) -> String {
@@ -109,6 +117,96 @@ fn read_safetensors(file: &Path, family: Option<Family>, out: &mut TensorMap) ->
         out.insert(normalise(&name), (view.shape().to_vec(), values));
     }
     Ok(())
+}
+
+/// Reads a pickled PyTorch state dict (ZIP or pre-1.6 container) without running its pickle.
+///
+/// burn-store's reader interprets the pickle opcodes itself: it never imports a module or
+/// calls a function, rebuilding tensors from the calls `torch.save` writes and keeping any
+/// other call as an inert placeholder. A state dict holds only tensors and plain data, so a
+/// placeholder means the file asks Python to run something on load (`os.system`, `exec`);
+/// such a file is refused rather than read around.
+fn read_pickle(file: &Path, family: Family, out: &mut TensorMap) -> Result<()> {
+    let unreadable = |e| anyhow!("{} is not a PyTorch checkpoint tartan can read: {e}", file.display());
+    let pickle = PytorchReader::read_pickle_data(file, None).map_err(unreadable)?;
+    // Opened before the objects are listed so that tensors, which that listing sees by type
+    // name only, are told from a forged `torch.Tensor` call; its error (a root that is not a
+    // dict, say) waits until the listing has had its say.
+    let reader = PytorchReader::new(file);
+    let rebuilt = |path: &str| reader.as_ref().is_ok_and(|r| r.get(path).is_some());
+    let mut objects = vec![];
+    python_objects(&pickle, &mut vec![], &rebuilt, &mut objects);
+    if !objects.is_empty() {
+        objects.sort();
+        let found: Vec<String> = objects.iter().map(|(path, ty)| format!("`{ty}` at `{path}`")).collect();
+        bail!(
+            "{} refused: its pickle holds Python objects that are not tensors ({}). A checkpoint has no use for \
+             them, and unpickling the file in Python would call them; tartan ran nothing. If you trust the file, \
+             convert it once in Python: `from transformers import AutoModel; AutoModel.from_pretrained(DIR).save_pretrained(DIR)`",
+            file.display(),
+            found.join(", ")
+        );
+    }
+    // A view may repeat its storage (stride 0), so a few bytes of pickle can claim gigabytes.
+    // Stored tensors fit in the file, twice over with the copy of the tied decoder.
+    let budget = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len() * 2;
+    let mut claimed = 0;
+    for (name, tensor) in reader.map_err(unreadable)?.into_tensors() {
+        let key = normalise_key(&name, family);
+        // The reader hands back native byte order.
+        let decode: fn(&[u8]) -> f32 = match tensor.dtype() {
+            DType::F32 => |b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+            DType::F16 => |b| half::f16::from_ne_bytes([b[0], b[1]]).to_f32(),
+            DType::BF16 => |b| half::bf16::from_ne_bytes([b[0], b[1]]).to_f32(),
+            _ if ignorable(&key) => continue,
+            other => bail!("{}: tensor `{name}` has dtype {other:?}; expected F32, F16 or BF16", file.display()),
+        };
+        claimed += tensor.byte_len() as u64;
+        if claimed > budget {
+            bail!(
+                "{}: its tensors claim more than twice the file's {} bytes (`{name}` is {:?}); the file is malformed",
+                file.display(),
+                budget / 2,
+                tensor.shape()
+            );
+        }
+        let bytes = tensor.read().with_context(|| format!("cannot read weights {}", file.display()))?;
+        let values = bytes.chunks_exact(tensor.dtype().size()).map(decode).collect();
+        out.insert(key, (tensor.shape().to_vec(), values));
+    }
+    Ok(())
+}
+
+/// How many foreign objects an error names; a crafted file can hold millions.
+const OBJECTS_LISTED: usize = 10;
+
+/// Collects `(path, type)` of values in a pickle that are neither plain data nor tensors the
+/// reader rebuilt, with paths dotted as the reader names tensors (dict keys, list indices).
+fn python_objects(
+    value: &PickleValue,
+    path: &mut Vec<String>,
+    rebuilt: &dyn Fn(&str) -> bool,
+    out: &mut Vec<(String, String)>,
+) {
+    if out.len() == OBJECTS_LISTED {
+        return;
+    }
+    let mut visit = |part: String, value| {
+        path.push(part);
+        python_objects(value, path, rebuilt, out);
+        path.pop();
+    };
+    match value {
+        PickleValue::Dict(items) => items.iter().for_each(|(k, v)| visit(k.clone(), v)),
+        PickleValue::List(items) => items.iter().enumerate().for_each(|(i, v)| visit(i.to_string(), v)),
+        PickleValue::Unsupported(ty) => {
+            let at = path.join(".");
+            if !(ty == "torch.Tensor" && rebuilt(&at)) {
+                out.push((if at.is_empty() { "the root".into() } else { at }, ty.clone()));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Maps a burn parameter path (`encoder.layer.0.attention.self_.query.weight`) to its HF key,

@@ -36,3 +36,8 @@ fn run_config_inputs() {
 fn model_files_inputs() {
     replay("model_files", checks::model_files);
 }
+
+#[test]
+fn pickle_file_inputs() {
+    replay("pickle_file", checks::pickle_file);
+}

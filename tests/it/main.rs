@@ -11,6 +11,7 @@ mod fuzz_regressions;
 mod layers;
 mod multitask;
 mod parity;
+mod pickle;
 mod soak;
 mod sweep;
 mod training;
