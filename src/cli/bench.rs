@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::config::{AuxCorpus, RunConfig, Strategy};
+use crate::config::{AuxCorpus, RunConfig, Strategy, WarmupMode};
 use crate::data::batch::{BatchStream, labels_tensor};
 use crate::data::corpus::Corpus;
 use crate::data::masking::Masker;
@@ -34,7 +34,9 @@ pub enum Workload {
     Epoch,
     /// Evaluation throughput over ChemProt dev (examples/s), batch 64, no autodiff.
     Eval,
-    /// One META-TARTAN optimizer step with `--aux` TAPT corpora (batches of 16).
+    /// One META-TARTAN optimizer step with `--aux` TAPT corpora, batches of 16 x 128: every
+    /// end-task, dev and corpus text is repeated until it fills 128 tokens, so each batch has
+    /// one fixed shape whatever the sampler picks (bench/torch_bench.py builds the same texts).
     Meta,
     /// An auxiliary corpus of `--mb` megabytes (ChemProt's domain text repeated): tokenizing
     /// it into the cache, reopening the cache, and one epoch of masked batches of 16.
@@ -66,9 +68,10 @@ pub struct BenchArgs {
 pub fn run(args: BenchArgs) -> Result<()> {
     let (batch, len) = if args.smoke { (2, 16) } else { (16, 128) };
     let median = |secs: f64| serde_json::json!({ "median": secs });
+    let timed = |times: Vec<f64>| serde_json::json!({ "median": median_of(times.clone()), "times": times });
     let (name, mut report) = match args.workload {
-        Workload::Step => (format!("train step {batch}x{len}"), median(step_or_forward(&args, batch, len)?)),
-        Workload::Forward => (format!("forward {batch}x{len}"), median(step_or_forward(&args, batch, len)?)),
+        Workload::Step => (format!("train step {batch}x{len}"), timed(step_or_forward(&args, batch, len)?)),
+        Workload::Forward => (format!("forward {batch}x{len}"), timed(step_or_forward(&args, batch, len)?)),
         Workload::Epoch => {
             ("training examples/s over a ChemProt epoch (batch 32)".into(), median(train_epoch(&args, len)?))
         }
@@ -76,7 +79,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ("evaluation examples/s over ChemProt dev (batch 64)".into(), median(eval_throughput(&args, len)?))
         }
         Workload::Meta => {
-            (format!("meta-tartan step, {} aux, batches of {batch}", args.aux), median(meta(&args, batch, len)?))
+            (format!("meta-tartan step, {} aux, batches of {batch}x{len}", args.aux), timed(meta(&args, batch, len)?))
         }
         Workload::Corpus => ("auxiliary corpus: tokenize, cache, masked batches of 16".into(), corpus(&args, len)?),
     };
@@ -106,12 +109,13 @@ fn fixed_batch(p: &Pretrained, texts: &[(String, String)], len: usize) -> Result
     Ok(ids)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+fn median_of(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
+/// Seconds of each timed repetition.
+fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64>> {
     let p = Pretrained::open(&args.model)?;
     let texts = batch_texts(args, batch)?;
     let ids = fixed_batch(&p, &texts, len)?;
@@ -145,7 +149,7 @@ fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
             times.push(start.elapsed().as_secs_f64());
         }
     }
-    Ok(median(times))
+    Ok(times)
 }
 
 fn train_epoch(args: &BenchArgs, len: usize) -> Result<f64> {
@@ -185,27 +189,54 @@ fn eval_throughput(args: &BenchArgs, len: usize) -> Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
+/// Examples in each file `meta` trains on; every batch of the step fits in them.
+const META_ROWS: usize = 64;
+
+/// Seconds of each timed META-TARTAN step.
+fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64>> {
     if args.aux == 0 {
         bail!("--aux must be at least 1");
     }
     let run = tempfile_dir()?;
+    let p = Pretrained::open(&args.model)?;
+    let data = run.join("data");
+    std::fs::create_dir_all(&data)?;
+    let jsonl = |source: &str, target: &str| -> Result<PathBuf> {
+        let texts: Vec<String> = read_jsonl(&args.task.join(source))?.into_iter().map(|r| r.text).collect();
+        let mut out = String::new();
+        for (i, text) in filled_texts(&p, &texts, len)?.into_iter().enumerate() {
+            out.push_str(&serde_json::json!({ "text": text, "label": (i % 13).to_string() }).to_string());
+            out.push('\n');
+        }
+        let path = data.join(target);
+        std::fs::write(&path, out)?;
+        Ok(path)
+    };
     let mut cfg = RunConfig { strategy: Strategy::MetaTartan, output_dir: run.clone(), ..RunConfig::default() };
     cfg.model.name = args.model.clone();
     cfg.model.max_length = len;
-    cfg.task.train = args.task.join("train.jsonl");
-    cfg.task.dev = Some(args.task.join("dev.jsonl"));
+    cfg.task.train = jsonl("train.jsonl", "train.jsonl")?;
+    cfg.task.dev = Some(jsonl("dev.jsonl", "dev.jsonl")?);
+    let lines = std::fs::read_to_string(args.task.join("train.txt"))
+        .with_context(|| format!("cannot read {}", args.task.join("train.txt").display()))?;
+    let lines: Vec<String> = lines.lines().map(str::to_string).collect();
+    let corpus = data.join("corpus.txt");
+    std::fs::write(&corpus, filled_texts(&p, &lines, len)?.join("\n") + "\n")?;
     cfg.train.batch_size = batch;
-    cfg.train.max_steps = args.reps + 1;
-    cfg.train.log_every = 1000;
+    // Stopping short of the last step keeps its evaluation and the checkpoint that
+    // `run_until` saves on return out of the timed steps.
+    cfg.train.max_steps = args.reps + 2;
+    cfg.train.log_every = 1;
     cfg.eval.every_steps = 1_000_000;
     cfg.eval.test = false;
+    // Fitting the fresh MLM head first only delays the timed steps (up to 1,000 forward passes).
+    cfg.mlm_warmup.mode = WarmupMode::Off;
     cfg.meta.dev_batch = if args.smoke { 4 } else { 64 };
     cfg.meta.dev_head_sample = if args.smoke { 4 } else { 32 };
     cfg.aux = (0..args.aux)
         .map(|i| AuxCorpus {
             name: format!("tapt{i}"),
-            file: args.task.join("train.txt"),
+            file: corpus.clone(),
             batch_size: batch,
             block_size: len,
             ..AuxCorpus::default()
@@ -213,15 +244,43 @@ fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
         .collect();
     cfg.validate()?;
     let mut trainer = Trainer::new(cfg, Phase::Main, false)?;
-    trainer.run_until(1)?;
-    let mut times = Vec::new();
-    for step in 2..=args.reps + 1 {
-        let start = Instant::now();
-        trainer.run_until(step)?;
-        times.push(start.elapsed().as_secs_f64());
-    }
+    trainer.run_until(args.reps + 1)?;
+    // Each step's log entry holds its rate over exactly that step (the loop restarts the clock
+    // after every entry); step 1 is the warm-up.
+    let log = std::fs::read_to_string(run.join("metrics.jsonl"))?;
+    let times: Vec<f64> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["type"] == "train" && e["step"].as_u64().is_some_and(|s| s >= 2))
+        .filter_map(|e| e["steps_per_s"].as_f64().map(|r| 1.0 / r))
+        .collect();
     let _ = std::fs::remove_dir_all(&run);
-    Ok(median(times))
+    if times.len() != args.reps {
+        bail!("expected {} timed steps in metrics.jsonl, found {}", args.reps, times.len());
+    }
+    Ok(times)
+}
+
+/// The first `META_ROWS` non-blank `texts`, each repeated (joined by a space) until it has at
+/// least `len` tokens with the special ones, so that truncation leaves exactly `len` real tokens.
+fn filled_texts(p: &Pretrained, texts: &[String], len: usize) -> Result<Vec<String>> {
+    let count = |s: &str| -> Result<usize> {
+        let enc = p.tokenizer.inner().encode(s, true).map_err(|e| anyhow::anyhow!("tokenization failed: {e}"))?;
+        Ok(enc.get_ids().len())
+    };
+    let mut out = Vec::new();
+    for text in texts.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).take(META_ROWS) {
+        let mut filled = text.to_string();
+        while count(&filled)? < len {
+            filled.push(' ');
+            filled.push_str(text);
+        }
+        out.push(filled);
+    }
+    if out.len() < META_ROWS {
+        bail!("need {META_ROWS} texts to fill the META-TARTAN batches, found {}", out.len());
+    }
+    Ok(out)
 }
 
 /// Tokenization, cache and batching throughput of a large auxiliary corpus.
@@ -288,6 +347,8 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// The threads burn-flex's kernels and matmuls run on: rayon's global pool, which
+/// `RAYON_NUM_THREADS` sizes (default: one per CPU).
 fn cpu_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    rayon::current_num_threads()
 }
