@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::device::DeviceKind;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Strategy {
     /// End-task only.
@@ -325,6 +327,9 @@ impl Default for MlmWarmupSection {
 pub struct RunConfig {
     pub strategy: Strategy,
     pub seed: u64,
+    /// Where the run computes: `cpu` or `cuda` (the first GPU; a binary built with `--features
+    /// cuda`). `--device` overrides it.
+    pub device: DeviceKind,
     pub output_dir: PathBuf,
     pub model: ModelSection,
     pub task: TaskSection,
@@ -345,6 +350,7 @@ impl Default for RunConfig {
         Self {
             strategy: Strategy::Finetune,
             seed: 0,
+            device: DeviceKind::Cpu,
             output_dir: PathBuf::from("runs/default"),
             model: ModelSection::default(),
             task: TaskSection::default(),
@@ -653,6 +659,14 @@ mod tests {
         assert!(err.contains("train.batch_size must be at least 1"), "{err}");
         let err = load(MIN, &["train.batch_size=-2"]).unwrap_err().to_string();
         assert!(err.contains("batch_size"), "{err}");
+    }
+
+    #[test]
+    fn device_is_cpu_or_cuda() {
+        assert_eq!(load(MIN, &[]).unwrap().device, DeviceKind::Cpu);
+        assert_eq!(load(MIN, &["device=cuda"]).unwrap().device, DeviceKind::Cuda);
+        let err = load(MIN, &["device=gpu"]).unwrap_err().to_string();
+        assert!(err.contains("unknown variant `gpu`") && err.contains("`cuda`"), "{err}");
     }
 
     #[test]

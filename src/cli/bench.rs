@@ -1,6 +1,6 @@
 //! `tartan bench`: timings of the training step, forward-only evaluation and META-TARTAN
-//! steps on MiniLM with ChemProt batches. One workload per process, so the peak RSS it
-//! reports (VmHWM) belongs to that workload alone.
+//! steps on MiniLM with ChemProt batches, on the CPU or a GPU (`--device`). One workload per
+//! process, so the peak RSS it reports (VmHWM) belongs to that workload alone.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,6 +16,7 @@ use crate::data::batch::{BatchStream, collate, labels_tensor};
 use crate::data::corpus::Corpus;
 use crate::data::masking::Masker;
 use crate::data::read_jsonl;
+use crate::device::DeviceKind;
 use crate::model::{ClassificationHead, Pretrained, TartanModel};
 use crate::objectives::loss::cross_entropy;
 use crate::train::grads::GradBuffer;
@@ -59,6 +60,9 @@ pub struct BenchArgs {
     /// Tiny sizes for a CI smoke run.
     #[arg(long)]
     pub smoke: bool,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -79,6 +83,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Workload::Corpus => ("auxiliary corpus: tokenize, cache, masked batches of 16".into(), corpus(&args, len)?),
     };
     report["workload"] = name.into();
+    report["device"] = args.device.name().into();
     report["peak_rss_mb"] = peak_rss_mb().into();
     report["threads"] = cpu_threads().into();
     println!("{report}");
@@ -116,7 +121,8 @@ fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
     let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let labels: Vec<usize> = (0..batch).map(|i| i % 13).collect();
     let forward = matches!(args.workload, Workload::Forward);
-    let device = if forward { crate::device::compute() } else { crate::device::compute().autodiff() };
+    let device = crate::device::resolve(args.device)?;
+    let device = if forward { device } else { device.autodiff() };
     device.seed(0);
     let (encoder, _) = p.load(false, &device)?;
     let classifier = ClassificationHead::new(p.config.hidden_size, 13, 0.1, &device);
@@ -159,6 +165,7 @@ fn train_epoch(args: &BenchArgs, len: usize) -> Result<f64> {
     }
     cfg.train.log_every = 1_000_000;
     cfg.eval.every_steps = 1_000_000;
+    cfg.device = args.device;
     cfg.validate()?;
     let mut trainer = Trainer::new(cfg.clone(), Phase::Main, false)?;
     let steps = trainer.total_steps();
@@ -174,7 +181,7 @@ fn eval_throughput(args: &BenchArgs, len: usize) -> Result<f64> {
     let rows = read_jsonl(&args.task.join("dev.jsonl"))?;
     let n = if args.smoke { 64 } else { rows.len() };
     let refs: Vec<&str> = rows.iter().take(n).map(|r| r.text.as_str()).collect();
-    let device = crate::device::compute();
+    let device = crate::device::resolve(args.device)?;
     let start = Instant::now();
     let ids = p.tokenizer.encode_batch(&refs, len)?;
     let (encoder, _) = p.load(false, &device)?;
@@ -199,6 +206,7 @@ fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<f64> {
     cfg.train.log_every = 1000;
     cfg.eval.every_steps = 1_000_000;
     cfg.eval.test = false;
+    cfg.device = args.device;
     cfg.meta.dev_batch = if args.smoke { 4 } else { 64 };
     cfg.meta.dev_head_sample = if args.smoke { 4 } else { 32 };
     cfg.aux = (0..args.aux)
@@ -256,7 +264,7 @@ fn corpus(args: &BenchArgs, len: usize) -> Result<serde_json::Value> {
         vocab_size: p.config.vocab_size as u32,
         special: p.tokenizer.special_ids.clone(),
     };
-    let device = crate::device::compute();
+    let device = crate::device::resolve(args.device)?;
     let mut stream = BatchStream::new(corpus.lengths(), 16, 0, true);
     let mut rng = StdRng::seed_from_u64(0);
     let batches = stream.batches_per_epoch();

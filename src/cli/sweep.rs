@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::config::{RunConfig, Strategy};
+use crate::device::DeviceKind;
 use crate::runlock::RunFolderInUse;
 use crate::report::summary::{RunSummary, mean_std, table, table_markdown};
 use crate::train::fsutil::write_atomic;
@@ -27,6 +28,9 @@ pub struct SweepArgs {
     pub set: Vec<String>,
     #[arg(long, default_value = "runs/sweep")]
     pub output: PathBuf,
+    /// Where to compute; overrides the configs' `device`.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceKind>,
 }
 
 pub fn run(args: SweepArgs) -> Result<()> {
@@ -50,6 +54,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
                     .and_then(|p| p.file_name())
                     .map(|n| n.to_string_lossy().to_string())
                     .unwrap_or_else(|| "task".into());
+                cfg.device = args.device.unwrap_or(cfg.device);
                 cfg.output_dir = args.output.join(&task).join(strategy).join(format!("seed{seed}"));
                 cfg.validate()?;
                 if cfg.output_dir.join("results.json").exists() {

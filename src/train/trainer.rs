@@ -172,7 +172,7 @@ impl Trainer {
             (Phase::Main, Strategy::MtTartan | Strategy::MetaTartan) => (0..cfg.aux.len()).collect(),
             _ => vec![],
         };
-        let device = crate::device::compute().autodiff();
+        let device = crate::device::resolve(cfg.device)?.autodiff();
         device.seed(cfg.seed);
         let with_mlm = !aux_used.is_empty();
         if with_mlm && pretrained.tokenizer.mask_id.is_none() {
@@ -481,7 +481,7 @@ impl Trainer {
     fn evaluate_and_select(&mut self, step: usize) -> Result<()> {
         let metric = self.cfg.metric();
         let eval_model = self.model.valid();
-        let plain = crate::device::compute();
+        let plain = self.device.clone().without_autodiff();
         let bs = self.cfg.eval.batch_size;
         let pad = self.pretrained.tokenizer.pad_id;
         let mut dev_value = None;
@@ -555,7 +555,7 @@ impl Trainer {
         if self.cfg.eval.test || self.state.best_step.is_none() {
             return Ok(());
         }
-        let plain = crate::device::compute();
+        let plain = self.device.clone().without_autodiff();
         let best = super::checkpoint::load_model(&self.cfg.output_dir.join("best"), &plain)?;
         let scores =
             evaluate(&best.model, test, &self.task.labels, self.cfg.eval.batch_size, self.pretrained.tokenizer.pad_id, &plain);
