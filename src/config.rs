@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 pub use crate::data::task::{Metric, TaskSection};
+pub use crate::device::DeviceKind;
 pub use crate::model::{HeadInit, ModelSection};
 pub use crate::objectives::mlm::AuxCorpus;
 pub use crate::train::checkpoints::CheckpointSection;
@@ -24,6 +25,9 @@ pub use crate::weighting::meta::{MetaSection, MetaSource};
 pub struct RunConfig {
     pub strategy: Strategy,
     pub seed: u64,
+    /// Where the run computes: `cpu` or `cuda` (the first GPU; a binary built with `--features
+    /// cuda`). `--device` overrides it.
+    pub device: DeviceKind,
     pub output_dir: PathBuf,
     pub model: ModelSection,
     pub task: TaskSection,
@@ -44,6 +48,7 @@ impl Default for RunConfig {
         Self {
             strategy: Strategy::Finetune,
             seed: 0,
+            device: DeviceKind::Cpu,
             output_dir: PathBuf::from("runs/default"),
             model: ModelSection::default(),
             task: TaskSection::default(),
@@ -295,6 +300,14 @@ mod tests {
         assert!(err.contains("train.batch_size must be at least 1"), "{err}");
         let err = load(MIN, &["train.batch_size=-2"]).unwrap_err().to_string();
         assert!(err.contains("batch_size"), "{err}");
+    }
+
+    #[test]
+    fn device_is_cpu_or_cuda() {
+        assert_eq!(load(MIN, &[]).unwrap().device, DeviceKind::Cpu);
+        assert_eq!(load(MIN, &["device=cuda"]).unwrap().device, DeviceKind::Cuda);
+        let err = load(MIN, &["device=gpu"]).unwrap_err().to_string();
+        assert!(err.contains("unknown variant `gpu`") && err.contains("`cuda`"), "{err}");
     }
 
     #[test]

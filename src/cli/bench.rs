@@ -1,12 +1,14 @@
 //! `tartan bench`: timings of the training step, forward-only evaluation and META-TARTAN
-//! steps on MiniLM with ChemProt batches. One workload per process, so the peak RSS it
+//! steps on MiniLM with ChemProt batches, on the CPU or a GPU (`--device`), and a check of a
+//! GPU's logits and gradients against the CPU's. One workload per process, so the peak RSS it
 //! reports (VmHWM) belongs to that workload alone.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use burn::module::Module;
+use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -16,8 +18,11 @@ use crate::data::batch::{BatchStream, labels_tensor};
 use crate::data::corpus::Corpus;
 use crate::data::masking::Masker;
 use crate::data::read_jsonl;
+use crate::device::DeviceKind;
 use crate::loss::cross_entropy;
-use crate::model::{ClassificationHead, EncoderInput, TartanModel};
+use crate::model::weights::hf_grads;
+use crate::model::{ClassificationHead, EncoderInput, TartanModel, set_dropout};
+use crate::params::TensorMap;
 use crate::optim::GradBuffer;
 use crate::optim::{AdamW, AdamWConfig, Group, ParamGroups};
 use crate::train::plan::Phase;
@@ -30,6 +35,9 @@ pub enum Workload {
     Step,
     /// Forward pass without autodiff on a 16 x 128 batch.
     Forward,
+    /// Logits, loss and encoder gradients of one 16 x 128 batch (dropout off) on `--device`
+    /// against the CPU's: relative L2 errors.
+    Parity,
     /// Training throughput over one epoch of ChemProt train (examples/s), batch 32, bucketed.
     Epoch,
     /// Evaluation throughput over ChemProt dev (examples/s), batch 64, no autodiff.
@@ -63,15 +71,29 @@ pub struct BenchArgs {
     /// Tiny sizes for a CI smoke run.
     #[arg(long)]
     pub smoke: bool,
+    /// Examples per batch of `step`, `forward`, `parity` and `meta` (default 16).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Tokens per example (default 128; `corpus`: the block size).
+    #[arg(long)]
+    pub len: Option<usize>,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let (batch, len) = if args.smoke { (2, 16) } else { (16, 128) };
+    let (batch, len) = (args.batch.unwrap_or(batch), args.len.unwrap_or(len));
+    if batch == 0 || len < 3 {
+        bail!("--batch must be at least 1 and --len at least 3 (special tokens and one word)");
+    }
     let median = |secs: f64| serde_json::json!({ "median": secs });
     let timed = |times: Vec<f64>| serde_json::json!({ "median": median_of(times.clone()), "times": times });
     let (name, mut report) = match args.workload {
         Workload::Step => (format!("train step {batch}x{len}"), timed(step_or_forward(&args, batch, len)?)),
         Workload::Forward => (format!("forward {batch}x{len}"), timed(step_or_forward(&args, batch, len)?)),
+        Workload::Parity => (format!("{} against cpu, {batch}x{len}", args.device.name()), parity(&args, batch, len)?),
         Workload::Epoch => {
             ("training examples/s over a ChemProt epoch (batch 32)".into(), median(train_epoch(&args, len)?))
         }
@@ -84,6 +106,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Workload::Corpus => ("auxiliary corpus: tokenize, cache, masked batches of 16".into(), corpus(&args, len)?),
     };
     report["workload"] = name.into();
+    report["device"] = args.device.name().into();
     report["peak_rss_mb"] = peak_rss_mb().into();
     report["threads"] = cpu_threads().into();
     println!("{report}");
@@ -122,7 +145,8 @@ fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64
     let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let labels: Vec<usize> = (0..batch).map(|i| i % 13).collect();
     let forward = matches!(args.workload, Workload::Forward);
-    let device = if forward { crate::device::compute() } else { crate::device::compute().autodiff() };
+    let device = crate::device::resolve(args.device)?;
+    let device = if forward { device } else { device.autodiff() };
     device.seed(0);
     let (encoder, _) = p.load(false, &device)?;
     let classifier = ClassificationHead::new(p.config.hidden_size, 13, 0.1, &device);
@@ -152,6 +176,57 @@ fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64
     Ok(times)
 }
 
+/// What one device makes of the batch: logits, loss, and the encoder's gradients by checkpoint key.
+type Outputs = (Vec<f32>, f32, TensorMap);
+
+fn parity(args: &BenchArgs, batch: usize, len: usize) -> Result<serde_json::Value> {
+    let p = Pretrained::open(&args.model)?;
+    let ids = fixed_batch(&p, &batch_texts(args, batch)?, len)?;
+    let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    let labels: Vec<usize> = (0..batch).map(|i| i % 13).collect();
+    let target = crate::device::resolve(args.device)?.autodiff();
+    let cpu = crate::device::resolve(DeviceKind::Cpu)?.autodiff();
+    cpu.seed(0);
+    // One head, made on the CPU and copied over: random initialisation differs by backend.
+    let head = ClassificationHead::new(p.config.hidden_size, 13, 0.0, &cpu);
+    let run = |device: &Device| -> Result<Outputs> {
+        let (encoder, _) = p.load(false, device)?;
+        let encoder = set_dropout(encoder, false);
+        let head = head.clone().to_device(device);
+        let logits = head.forward(encoder.forward(&EncoderInput::pad(&seqs, p.tokenizer.pad_id, device)));
+        let loss = cross_entropy(logits.clone(), labels_tensor(&labels, device));
+        let grads = hf_grads(&encoder, &loss.backward());
+        let logits = logits.into_data().try_into_vec::<f32>().map_err(|e| anyhow!("logits: {e:?}"))?;
+        Ok((logits, loss.into_scalar::<f32>(), grads))
+    };
+    let (want, got) = (run(&cpu)?, run(&target)?);
+    let (mut diff, mut norm, mut worst) = (0.0, 0.0, (0.0, String::new()));
+    for (key, (_, g)) in &got.2 {
+        let (_, w) = want.2.get(key).with_context(|| format!("no CPU gradient for {key}"))?;
+        let (d, n) = sq_diff_and_norm(g, w);
+        (diff, norm) = (diff + d, norm + n);
+        let rel = (d / n.max(f64::MIN_POSITIVE)).sqrt();
+        if rel > worst.0 {
+            worst = (rel, key.clone());
+        }
+    }
+    let (ld, ln) = sq_diff_and_norm(&got.0, &want.0);
+    Ok(serde_json::json!({
+        "logits_rel_l2": (ld / ln).sqrt(),
+        "loss_cpu": want.1, "loss_device": got.1,
+        "grads_rel_l2": (diff / norm).sqrt(), "parameters": got.2.len(),
+        "worst_parameter": worst.1, "worst_parameter_rel_l2": worst.0,
+    }))
+}
+
+/// Squared L2 distance between `a` and `b`, and `b`'s squared L2 norm, summed in f64.
+fn sq_diff_and_norm(a: &[f32], b: &[f32]) -> (f64, f64) {
+    a.iter().zip(b).fold((0.0, 0.0), |(d, n), (&x, &y)| {
+        let (x, y) = (x as f64, y as f64);
+        (d + (x - y).powi(2), n + y * y)
+    })
+}
+
 fn train_epoch(args: &BenchArgs, len: usize) -> Result<f64> {
     let run = tempfile_dir()?;
     let mut cfg = RunConfig { output_dir: run.clone(), ..RunConfig::default() };
@@ -165,6 +240,7 @@ fn train_epoch(args: &BenchArgs, len: usize) -> Result<f64> {
     }
     cfg.train.log_every = 1_000_000;
     cfg.eval.every_steps = 1_000_000;
+    cfg.device = args.device;
     cfg.validate()?;
     let mut trainer = Trainer::new(cfg.clone(), Phase::Main, false)?;
     let steps = trainer.total_steps();
@@ -180,7 +256,7 @@ fn eval_throughput(args: &BenchArgs, len: usize) -> Result<f64> {
     let rows = read_jsonl(&args.task.join("dev.jsonl"))?;
     let n = if args.smoke { 64 } else { rows.len() };
     let refs: Vec<&str> = rows.iter().take(n).map(|r| r.text.as_str()).collect();
-    let device = crate::device::compute();
+    let device = crate::device::resolve(args.device)?;
     let start = Instant::now();
     let ids = p.tokenizer.encode_batch(&refs, len)?;
     let (encoder, _) = p.load(false, &device)?;
@@ -311,7 +387,7 @@ fn corpus(args: &BenchArgs, len: usize) -> Result<serde_json::Value> {
     let reopen_s = start.elapsed().as_secs_f64();
 
     let masker = Masker::for_tokenizer(&p.tokenizer, p.config.vocab_size, 0.15)?;
-    let device = crate::device::compute();
+    let device = crate::device::resolve(args.device)?;
     let mut stream = BatchStream::new(corpus.lengths(), 16, 0, true);
     let mut rng = StdRng::seed_from_u64(0);
     let batches = stream.batches_per_epoch();

@@ -10,6 +10,7 @@ use clap::Args;
 
 use crate::config::{AuxCorpus, Metric, RunConfig, Strategy};
 use crate::data::synthetic::{generate, word_level_tokenizer, write_jsonl};
+use crate::device::DeviceKind;
 use crate::model::{Bert, MlmHead, ModelConfig};
 use crate::train::records::RunResult;
 use crate::train::saved_model::save_pretrained;
@@ -39,14 +40,18 @@ pub struct DemoArgs {
     /// Override a setting of every run, e.g. `--set meta.lr=1` (repeatable; docs/CONFIG.md).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Where the runs compute.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceKind>,
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    let base = match (&args.model, &args.task) {
+    let mut base = match (&args.model, &args.task) {
         (Some(model), Some(task)) => real_config(model, task, &args)?,
         _ => synthetic_config(&args)?,
     }
     .with_overrides(&args.set)?;
+    base.device = args.device.unwrap_or(base.device);
     let mut rows = Vec::new();
     for strategy in [Strategy::Finetune, Strategy::MtTartan, Strategy::MetaTartan] {
         let mut cfg = base.clone();
@@ -91,7 +96,8 @@ fn synthetic_config(args: &DemoArgs) -> Result<RunConfig> {
     let words: Vec<String> = words.into_iter().map(String::from).collect();
     let tokenizer = word_level_tokenizer(&words)?;
     let config = ModelConfig::tiny_bert(tokenizer.vocab_size(), 32, 2, 4, 64);
-    let device = crate::device::compute();
+    // Made on the CPU whatever the runs' device, so that every device starts from one model.
+    let device = crate::device::resolve(DeviceKind::Cpu)?;
     device.seed(args.seed);
     let model = args.output.join("model");
     save_pretrained(&model, &Bert::new(&config, &device), Some(&MlmHead::new(&config, &device)), &config, &tokenizer)?;

@@ -5,6 +5,7 @@ use burn::module::Module;
 use clap::Args;
 
 use crate::data::task::Split;
+use crate::device::DeviceKind;
 use crate::train::evaluate::evaluate;
 use crate::train::saved_model::load_model;
 
@@ -18,10 +19,13 @@ pub struct EvalArgs {
     pub data: PathBuf,
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let device = crate::device::compute();
+    let device = crate::device::resolve(args.device)?;
     let saved = load_model(&args.model, &device)?;
     let split = Split::load(&args.data, &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)?;
     let scores = evaluate(

@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use clap::Args;
 
+use crate::device::DeviceKind;
 use crate::train::evaluate::{argmax, predict_probs};
 use crate::train::saved_model::load_model;
 
@@ -18,10 +19,13 @@ pub struct PredictArgs {
     pub input: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
-    let device = crate::device::compute();
+    let device = crate::device::resolve(args.device)?;
     let saved = load_model(&args.model, &device)?;
     let (name, reader): (String, Box<dyn BufRead>) = match args.input.as_deref() {
         None => ("stdin".into(), Box::new(std::io::stdin().lock())),

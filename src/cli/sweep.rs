@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::Args;
 
-use crate::config::{RunConfig, Strategy};
+use crate::config::{DeviceKind, RunConfig, Strategy};
 use crate::fsutil::write_atomic;
 use crate::report::summary::{RunSummary, mean_std, table, table_markdown};
 use crate::runlock::RunFolderInUse;
@@ -37,6 +37,9 @@ pub struct SweepArgs {
     /// finished, so a sweep resumes on a machine that no longer has its run folders.
     #[arg(long)]
     pub archive: Option<PathBuf>,
+    /// Where to compute; overrides the configs' `device`.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceKind>,
 }
 
 pub fn run(args: SweepArgs) -> Result<()> {
@@ -117,6 +120,7 @@ fn run_config(args: &SweepArgs, config: &Path, strategy: &str, seed: u64) -> Res
     if cfg.strategy == Strategy::Finetune {
         cfg.aux.clear();
     }
+    cfg.device = args.device.unwrap_or(cfg.device);
     let task = cfg.task.name();
     cfg.output_dir = args.output.join(task).join(strategy).join(format!("seed{seed}"));
     cfg.validate()?;

@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::config::RunConfig;
+use crate::device::DeviceKind;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -16,6 +17,9 @@ pub struct TrainArgs {
     /// Continue the run in this folder from its last checkpoint (uses its saved config.toml).
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
     pub resume: Option<PathBuf>,
+    /// Where to compute; overrides the config's `device`.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceKind>,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -23,7 +27,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Some(dir) => (Some(dir.join("config.toml")), true),
         None => (args.config.clone(), false),
     };
-    let cfg = RunConfig::load(config_path.as_deref(), &args.set)?;
+    let mut cfg = RunConfig::load(config_path.as_deref(), &args.set)?;
+    cfg.device = args.device.unwrap_or(cfg.device);
     install_ctrlc();
     let result = crate::train::strategy::run(&cfg, resume)?;
     println!("{}", serde_json::to_string_pretty(&summary(&result))?);

@@ -128,7 +128,7 @@ impl MaskedLm {
         word: Tensor<2>,
         device: &Device,
     ) -> Result<ObjectiveLoss> {
-        let batch = self.next_masked(&crate::device::compute())?;
+        let batch = self.next_masked(&device.clone().without_autodiff())?;
         let [b, s] = batch.input.input_ids.dims();
         let hidden = frozen.forward(&batch.input);
         let picked = hidden.reshape([b * s, frozen.hidden_size()]).select(0, batch.positions.clone());

@@ -40,7 +40,7 @@ impl Trainer {
     pub(super) fn evaluate_and_select(&mut self, step: usize) -> Result<()> {
         let metric = self.cfg.metric();
         let eval_model = self.model.valid();
-        let plain = crate::device::compute();
+        let plain = self.device.clone().without_autodiff();
         let bs = self.cfg.eval.batch_size;
         let pad = self.pretrained.tokenizer.pad_id;
         let test = self.task.test.as_ref().filter(|_| self.cfg.eval.test);
@@ -96,7 +96,7 @@ impl Trainer {
         if self.cfg.eval.test || self.state.best_scores.as_ref().is_some_and(|s| s.1.is_some()) {
             return Ok(());
         }
-        let plain = crate::device::compute();
+        let plain = self.device.clone().without_autodiff();
         let best = load_model(&self.cfg.output_dir.join("best"), &plain)?;
         let (bs, pad) = (self.cfg.eval.batch_size, self.pretrained.tokenizer.pad_id);
         let scores = evaluate(&best.model.valid(), test, &self.task.labels, bs, pad, &plain);

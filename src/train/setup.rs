@@ -33,7 +33,7 @@ impl Trainer {
         let (task, meta_dev) = load_task(&cfg, &pretrained)?;
         let plan = PhasePlan::new(&cfg, phase, task.train.len());
 
-        let device = crate::device::compute().autodiff();
+        let device = crate::device::resolve(cfg.device)?.autodiff();
         device.seed(cfg.seed);
         let with_mlm = !plan.aux.is_empty();
         if with_mlm && pretrained.tokenizer.mask_id.is_none() {

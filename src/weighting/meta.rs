@@ -168,9 +168,9 @@ impl MetaTartan {
     }
 }
 
-/// CLS features of `split` through the encoder without autodiff or dropout.
-pub fn dev_features(model: &TartanModel, split: &Split, pad_id: u32) -> Tensor<2> {
-    let plain = crate::device::compute();
+/// CLS features of `split` through the encoder without autodiff or dropout, on `device`.
+pub fn dev_features(model: &TartanModel, split: &Split, pad_id: u32, device: &Device) -> Tensor<2> {
+    let plain = device.clone().without_autodiff();
     let encoder = model.encoder.valid();
     let seqs: Vec<&[u32]> = split.ids.iter().map(Vec::as_slice).collect();
     cls_vector(encoder.forward(&EncoderInput::pad(&seqs, pad_id, &plain)))
@@ -240,7 +240,7 @@ impl Weighting for MetaTartan {
             self.dev_grad = None;
             return Ok(());
         }
-        let features = dev_features(model, &self.sample, self.pad_id);
+        let features = dev_features(model, &self.sample, self.pad_id, device);
         let [_, hidden] = features.dims();
         let head = fit_dev_head(
             ClassificationHead::new(hidden, self.n_labels, 0.0, device),

@@ -143,6 +143,25 @@ fn model_folder_problems_are_explained() {
 }
 
 #[test]
+fn a_device_that_cannot_be_used_is_explained() {
+    let setup = tiny_setup(23);
+    let err = trainer_error(&setup, &["device=cuda"]);
+    #[cfg(not(feature = "cuda"))]
+    assert!(err.contains("built without CUDA support") && err.contains("--features cuda"), "{err}");
+    #[cfg(feature = "cuda")]
+    {
+        // SAFETY: only tries to dlopen libcuda.
+        if unsafe { cudarc::driver::sys::is_culib_present() } {
+            // A machine with a driver: a usable GPU, or an error from the probe, never a panic.
+            assert!(err.is_empty() || err.contains("device \"cuda\": "), "{err}");
+        } else {
+            assert!(err.contains("no NVIDIA driver (libcuda.so could not be loaded)"), "{err}");
+        }
+    }
+    assert!(err.is_empty() || err.contains("--device cpu"), "{err}");
+}
+
+#[test]
 fn impossible_configurations_are_refused() {
     let setup = tiny_setup(22);
     let cases: [(&[&str], &str); 5] = [

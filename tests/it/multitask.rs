@@ -156,7 +156,8 @@ fn dev_head_fit_on_cached_features_equals_refitting_through_the_encoder() {
         labels: dev.labels[..32].to_vec(),
     };
     let init = ClassificationHead::new(32, task.labels.len(), 0.0, &device);
-    let cached = fit_dev_head(init.clone(), dev_features(&model, &sample, pad), &sample.labels, &cfg.meta, &device);
+    let cached =
+        fit_dev_head(init.clone(), dev_features(&model, &sample, pad, &device), &sample.labels, &cfg.meta, &device);
 
     // The reference re-runs the encoder (with autodiff) at every fitting iteration.
     let mut head = init;
