@@ -220,13 +220,13 @@ fn weighting(
     pad: u32,
 ) -> Result<Box<dyn Weighting>> {
     Ok(match (phase, cfg.strategy) {
-        (Phase::Main, Strategy::MtTartan) => Box::new(Fixed(cfg.fixed_weights())),
+        (Phase::Main, Strategy::MtTartan) => Box::new(Fixed::new(cfg.fixed_weights())),
         (Phase::Main, Strategy::MetaTartan) => {
             let dev = meta_dev.context("META-TARTAN needs meta-dev data")?;
             let grad_accum = cfg.train.grad_accum;
             Box::new(MetaTartan::new(cfg.meta.clone(), n_tasks, grad_accum, model, dev, n_labels, pad, cfg.seed))
         }
-        _ => Box::new(Fixed(vec![1.0; n_tasks])),
+        _ => Box::new(Fixed::new(vec![1.0; n_tasks])),
     })
 }
 
