@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::tiny::tiny_setup;
 use burn::module::Module;
 use burn::tensor::Device;
-use crate::common::tiny::tiny_setup;
 use tartan::data::synthetic::{vocabulary, word_level_tokenizer};
 use tartan::model::export::write_encoder;
 use tartan::model::weights::{TensorMap, hf_tensors, plain_tensors, read_plain, to_safetensors_bytes};
