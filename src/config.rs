@@ -39,6 +39,10 @@ pub struct RunConfig {
     /// Where tokenized corpora are cached; unset: `<output_dir>/cache`.
     pub cache_dir: Option<PathBuf>,
     pub aux: Vec<AuxCorpus>,
+    /// Corpora of the base config this run is without (absent from `aux`), as `tartan sweep
+    /// --leave-one-out` sets it: the report compares the run with the one that has them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
     pub pretrain: PretrainSection,
     pub meta: MetaSection,
 }
@@ -59,6 +63,7 @@ impl Default for RunConfig {
             mlm_warmup: MlmWarmupSection::default(),
             cache_dir: None,
             aux: vec![],
+            left_out: vec![],
             pretrain: PretrainSection::default(),
             meta: MetaSection::default(),
         }
@@ -138,11 +143,22 @@ impl RunConfig {
                 bail!("aux corpus name `{}` is used twice (or is reserved): give each corpus its own name", a.name);
             }
         }
+        if let Some(name) = self.left_out.iter().find(|n| names.contains(n.as_str())) {
+            bail!("left_out names `{name}`, which [[aux]] also has: a corpus is either used or left out");
+        }
         Ok(())
     }
 
     pub fn strategy_name(&self) -> String {
         self.strategy.name().to_string()
+    }
+
+    /// The strategy, and the corpora left out if any: a row of the comparison table.
+    pub fn label(&self) -> String {
+        match self.left_out.as_slice() {
+            [] => self.strategy_name(),
+            names => format!("{} without {}", self.strategy_name(), names.join(", ")),
+        }
     }
 
     /// Fixed task weights for mt-tartan: end-task first, then each corpus; 1/(1+K) unless given.
@@ -229,7 +245,8 @@ fn check_keys(doc: &toml::Table, schema: &toml::Value, prefix: &str, where_: &st
 }
 
 /// Settings whose default is "unset", so they are absent from the serialised defaults.
-const OPTIONAL_KEYS: [&str; 6] = ["task.dev", "task.test", "task.metric", "task.weight", "cache_dir", "aux.weight"];
+const OPTIONAL_KEYS: [&str; 7] =
+    ["task.dev", "task.test", "task.metric", "task.weight", "cache_dir", "aux.weight", "left_out"];
 
 /// Arrays of tables and the schema of one item.
 type ItemSchema = fn() -> toml::Value;

@@ -12,6 +12,19 @@ use plotters::style::FontStyle;
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// Drawn as pale dots in the colour of the series after it: the raw points behind a
+    /// smoothed line.
+    pub faint: bool,
+}
+
+impl Series {
+    pub fn line(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self { name: name.into(), points, faint: false }
+    }
+
+    pub fn faint(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self { name: name.into(), points, faint: true }
+    }
 }
 
 pub struct Panel {
@@ -82,10 +95,21 @@ where
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(err)?;
-        for (i, s) in panel.series.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()].to_rgba();
+        let mut lines = 0;
+        for s in &panel.series {
+            let color = COLORS[lines % COLORS.len()].to_rgba();
             let pts: Vec<(f64, f64)> =
                 s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+            if s.faint {
+                let dot = color.mix(0.3).filled();
+                chart
+                    .draw_series(pts.into_iter().map(|p| Circle::new(p, 2, dot)))
+                    .map_err(err)?
+                    .label(&s.name)
+                    .legend(move |(x, y)| Circle::new((x + 9, y), 3, dot));
+                continue;
+            }
+            lines += 1;
             chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 .map_err(err)?

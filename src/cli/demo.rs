@@ -100,7 +100,8 @@ fn synthetic_config(args: &DemoArgs) -> Result<RunConfig> {
     let device = crate::device::resolve(DeviceKind::Cpu)?;
     device.seed(args.seed);
     let model = args.output.join("model");
-    save_pretrained(&model, &Bert::new(&config, &device), Some(&MlmHead::new(&config, &device)), &config, &tokenizer)?;
+    let (encoder, mlm) = (Bert::new(&config, &device), MlmHead::new(&config, &device));
+    save_pretrained(&model, &encoder, Some(&mlm), &config, &tokenizer, None)?;
     eprintln!(
         "synthetic task: 4 topics, {} words; a 2-layer BERT (hidden 32) from scratch in {}",
         words.len(),

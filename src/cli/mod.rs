@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod eval;
+pub mod export;
 pub mod predict;
 pub mod report;
 pub mod sweep;
@@ -28,6 +29,9 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Score a saved model on labelled JSONL data.
     Eval(eval::EvalArgs),
+    /// Write a run's best model as a Hugging Face `*ForSequenceClassification` folder that
+    /// `pipeline("text-classification")` loads.
+    Export(export::ExportArgs),
     /// Predict labels and probabilities for JSONL texts (a file or stdin).
     Predict(predict::PredictArgs),
     /// Summarise finished runs: Markdown, charts and, for several runs, the comparison table.
@@ -42,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Export(a) => export::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Report(a) => report::run(a),
         Command::Sweep(a) => sweep::run(a),

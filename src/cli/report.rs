@@ -7,7 +7,8 @@ use crate::report::summary::{RunSummary, write_report};
 
 #[derive(Args)]
 pub struct ReportArgs {
-    /// Finished run folders (each with config.toml and results.json).
+    /// Run folders (config.toml and results.json; a run still training, without results.json,
+    /// is reported from its metrics.jsonl so far and left out of the comparisons).
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
     /// Where report.md goes.

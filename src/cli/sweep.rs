@@ -40,14 +40,18 @@ pub struct SweepArgs {
     /// Where to compute; overrides the configs' `device`.
     #[arg(long, value_enum)]
     pub device: Option<DeviceKind>,
+    /// Also run each strategy but finetune once without each [[aux]] corpus of a config with
+    /// two or more, in `<task>/<strategy>-without-<corpus>/seed<N>`, so `tartan report` shows
+    /// each corpus' score with and without it (with one corpus, finetune is the run without).
+    #[arg(long)]
+    pub leave_one_out: bool,
 }
 
 pub fn run(args: SweepArgs) -> Result<()> {
     crate::cli::train::install_ctrlc();
     let mut runs = Vec::new();
     let mut pending = Vec::new();
-    for (config, strategy, seed) in grid(&args) {
-        let cfg = run_config(&args, config, strategy, seed)?;
+    for cfg in run_configs(&args)? {
         let dir = &cfg.output_dir;
         let name = dir.strip_prefix(&args.output).unwrap_or(dir).to_path_buf();
         if let Some(archive) = &args.archive
@@ -107,6 +111,23 @@ fn grid(args: &SweepArgs) -> Vec<(&PathBuf, &str, u64)> {
     out
 }
 
+/// Every run's configuration, in the order of `grid`; with `--leave-one-out`, each run of a
+/// strategy with several corpora is followed by its runs without one of them.
+fn run_configs(args: &SweepArgs) -> Result<Vec<RunConfig>> {
+    let mut out = Vec::new();
+    for (config, strategy, seed) in grid(args) {
+        let cfg = run_config(args, config, strategy, seed)?;
+        let variants = if args.leave_one_out && cfg.strategy != Strategy::Finetune && cfg.aux.len() > 1 {
+            cfg.aux.iter().map(|a| without(args, &cfg, &a.name)).collect::<Result<Vec<_>>>()?
+        } else {
+            vec![]
+        };
+        out.push(cfg);
+        out.extend(variants);
+    }
+    Ok(out)
+}
+
 /// One run's configuration: the base config with the strategy and seed set, in
 /// `<output>/<task>/<strategy>/seed<N>`.
 fn run_config(args: &SweepArgs, config: &Path, strategy: &str, seed: u64) -> Result<RunConfig> {
@@ -118,10 +139,20 @@ fn run_config(args: &SweepArgs, config: &Path, strategy: &str, seed: u64) -> Res
         cfg.aux.clear();
     }
     cfg.device = args.device.unwrap_or(cfg.device);
-    let task = cfg.task.name();
-    cfg.output_dir = args.output.join(task).join(strategy).join(format!("seed{seed}"));
+    cfg.output_dir = args.output.join(cfg.task.name()).join(strategy).join(format!("seed{seed}"));
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// `cfg` without its corpus `name`, in `<output>/<task>/<strategy>-without-<name>/seed<N>`.
+fn without(args: &SweepArgs, cfg: &RunConfig, name: &str) -> Result<RunConfig> {
+    let mut variant = cfg.clone();
+    variant.aux.retain(|a| a.name != name);
+    variant.left_out.push(name.to_string());
+    let folder = format!("{}-without-{name}", cfg.strategy_name());
+    variant.output_dir = args.output.join(cfg.task.name()).join(folder).join(format!("seed{}", cfg.seed));
+    variant.validate()?;
+    Ok(variant)
 }
 
 /// `results.md/.csv/.json` in `out`: the comparison table over `runs`. Returns the Markdown.

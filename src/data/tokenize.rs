@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::fsutil::write_atomic;
 use anyhow::{Context, Result, anyhow};
 use tokenizers::{PaddingParams, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
@@ -67,4 +68,72 @@ impl TextTokenizer {
     pub fn save(&self, path: &Path) -> Result<()> {
         self.inner.save(path, false).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
     }
+
+    /// Writes `tokenizer.json`, `tokenizer_config.json` and `special_tokens_map.json` into
+    /// `dir`, what `AutoTokenizer` reads. The two small files are those of `source` (the
+    /// checkpoint the model came from) when it has them, else derived from the tokenizer;
+    /// `max_length`, when given, becomes `model_max_length`, where `truncation=True` cuts.
+    pub fn save_hf(&self, dir: &Path, source: Option<&Path>, max_length: Option<usize>) -> Result<()> {
+        self.save(&dir.join("tokenizer.json"))?;
+        let from_source = |name: &str| source.map_or(Ok(None), |s| read_object(&s.join(name)));
+        let specials = from_source(SPECIAL_TOKENS_MAP)?.unwrap_or_else(|| self.special_tokens());
+        let mut config = match from_source(TOKENIZER_CONFIG)? {
+            Some(config) => config,
+            None => {
+                // The generic class loads tokenizer.json as it is, whatever its model (WordPiece,
+                // BPE, the demo's word-level one).
+                let mut config = specials.clone();
+                config.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
+                config
+            }
+        };
+        if let Some(n) = max_length {
+            config.insert("model_max_length".into(), n.into());
+        }
+        for (name, object) in [(SPECIAL_TOKENS_MAP, specials), (TOKENIZER_CONFIG, config)] {
+            write_atomic(&dir.join(name), serde_json::to_string_pretty(&object)?.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// `transformers`' special-token roles, filled with the BERT or RoBERTa token the
+    /// vocabulary has for each.
+    fn special_tokens(&self) -> serde_json::Map<String, serde_json::Value> {
+        SPECIAL_ROLES
+            .iter()
+            .filter_map(|(role, tokens)| {
+                let token = tokens.iter().find(|t| self.inner.token_to_id(t).is_some())?;
+                Some((role.to_string(), serde_json::Value::from(*token)))
+            })
+            .collect()
+    }
+}
+
+const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
+const SPECIAL_TOKENS_MAP: &str = "special_tokens_map.json";
+
+/// Each role and the tokens that fill it in BERT (`[CLS]`, ...) and RoBERTa (`<s>`, ...)
+/// vocabularies; RoBERTa's sequence start and end are also its `bos` and `eos`.
+const SPECIAL_ROLES: [(&str, &[&str]); 7] = [
+    ("bos_token", &["<s>"]),
+    ("eos_token", &["</s>"]),
+    ("unk_token", &["[UNK]", "<unk>"]),
+    ("sep_token", &["[SEP]", "</s>"]),
+    ("pad_token", &["[PAD]", "<pad>"]),
+    ("cls_token", &["[CLS]", "<s>"]),
+    ("mask_token", &["[MASK]", "<mask>"]),
+];
+
+/// A JSON object from `path`, or `None` when there is no such file.
+fn read_object(path: &Path) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).map(Some).with_context(|| {
+        format!(
+            "{} is not a JSON object; fix it, or remove it and tartan derives one from tokenizer.json",
+            path.display()
+        )
+    })
 }

@@ -462,6 +462,49 @@ pub fn hf_grads(encoder: &Bert, grads: &Gradients) -> TensorMap {
     c.out.into_iter().map(|(k, s, v)| (k, (s, v))).collect()
 }
 
+/// Key of a classification-head parameter (`dense.weight`, `out_proj.bias`) in a
+/// `*ForSequenceClassification` checkpoint, before the family prefix. RoBERTa's
+/// `classifier.{dense,out_proj}` is this head; in BERT the pooler (dense + tanh on CLS) then
+/// `classifier` compute the same function once dropout is off.
+fn seq_cls_key(path: &str, family: Family) -> String {
+    match (family, path.split_once('.')) {
+        (Family::Bert, Some(("dense", rest))) => format!("pooler.dense.{rest}"),
+        (Family::Bert, Some(("out_proj", rest))) => format!("classifier.{rest}"),
+        _ => format!("classifier.{path}"),
+    }
+}
+
+/// The head's tensors under the names `*ForSequenceClassification` gives them (BERT's pooler
+/// sits inside the base model, so it takes the `bert.` prefix).
+pub fn hf_head_tensors(head: &ClassificationHead, family: Family) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let key_of = |path: &str, rank: usize| (seq_cls_key(path, family), rank == 2);
+    let mut c = Collector { key_of: &key_of, grads: None, path: PathTracker::default(), out: vec![] };
+    head.visit(&mut c);
+    let prefixed = |k: String| if k.starts_with("pooler.") { format!("{}{k}", family.prefix()) } else { k };
+    c.out.into_iter().map(|(k, s, v)| (prefixed(k), s, v)).collect()
+}
+
+/// Loads `head` from the `*ForSequenceClassification` weights in `dir`, the mirror of
+/// `hf_head_tensors`.
+pub fn load_hf_head(dir: &Path, family: Family, head: ClassificationHead) -> Result<ClassificationHead> {
+    let state = StateDict::from_dir(dir, family)?;
+    let key_of = |path: &str, rank: usize| (seq_cls_key(path, family), rank == 2);
+    let mut loader = Loader::new(&state, &key_of);
+    let head = head.map(&mut loader);
+    if !loader.missing.is_empty() || !loader.mismatched.is_empty() {
+        let mut msg = format!("{} holds no complete classification head:", dir.display());
+        if !loader.missing.is_empty() {
+            msg += &format!(" missing {};", loader.missing.join(", "));
+        }
+        if !loader.mismatched.is_empty() {
+            msg += &format!(" wrongly shaped {};", loader.mismatched.join("; "));
+        }
+        msg += " tartan keeps it there (older folders: in head.safetensors); check that tartan.json's labels belong to these weights";
+        bail!(msg);
+    }
+    Ok(head)
+}
+
 /// Sets `head.dense` from the checkpoint's pretrained pooler (`pooler.dense`, CLS -> Linear +
 /// tanh, the layer `BertForSequenceClassification` starts from). Returns whether it had one.
 pub fn init_head_from_pooler(

@@ -5,16 +5,19 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::config::RunConfig;
+use crate::train::charts::RunLog;
 use crate::train::records::RunResult;
 
-/// One finished run: its resolved configuration and results.
+/// One run: its resolved configuration and, once it has finished, its results.
 pub struct RunSummary {
     pub dir: PathBuf,
     pub config: RunConfig,
-    pub result: RunResult,
+    /// `None` while the run trains (no results.json yet): its report then shows what
+    /// metrics.jsonl logged so far, and it stays out of every comparison.
+    pub result: Option<RunResult>,
 }
 
 impl RunSummary {
@@ -24,11 +27,16 @@ impl RunSummary {
                 .with_context(|| format!("{} has no config.toml", dir.display()))?,
         )
         .with_context(|| format!("{}/config.toml is not valid", dir.display()))?;
-        let result: RunResult = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("results.json"))
-                .with_context(|| format!("{} has no results.json (not finished?)", dir.display()))?,
-        )
-        .with_context(|| format!("{}/results.json is not valid", dir.display()))?;
+        let result = if dir.join("results.json").exists() {
+            Some(RunResult::read(dir)?)
+        } else if dir.join("metrics.jsonl").exists() {
+            None
+        } else {
+            bail!(
+                "{} has neither results.json nor metrics.jsonl: a run writes metrics.jsonl at its first logged step; report on a run folder that has trained",
+                dir.display()
+            );
+        };
         Ok(Self { dir: dir.to_path_buf(), config, result })
     }
 
@@ -46,16 +54,17 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// (strategy, task) -> (dev values, test values) of each run's selection metric, in percent.
+/// (strategy, task) -> (dev values, test values) of each finished run's selection metric, in
+/// percent. Runs without some corpora (`left_out`) have rows of their own.
 pub fn table(runs: &[RunSummary]) -> BTreeMap<(String, String), (Vec<f64>, Vec<f64>)> {
     let mut cells: BTreeMap<(String, String), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for r in runs {
+    for (r, result) in runs.iter().filter_map(|r| Some((r, r.result.as_ref()?))) {
         let metric = r.config.metric();
-        let cell = cells.entry((r.config.strategy_name(), r.task())).or_default();
-        if let Some(s) = &r.result.dev {
+        let cell = cells.entry((r.config.label(), r.task())).or_default();
+        if let Some(s) = &result.dev {
             cell.0.push(100.0 * s.get(metric));
         }
-        if let Some(s) = &r.result.test {
+        if let Some(s) = &result.test {
             cell.1.push(100.0 * s.get(metric));
         }
     }
@@ -87,53 +96,90 @@ pub fn table_markdown(runs: &[RunSummary]) -> String {
     out
 }
 
-/// Writes `report.md` into `out`, redrawing each run's charts.
+/// Writes `report.md` into `out` with each run's charts redrawn in a folder of its own there
+/// (`01-meta-tartan-seed0/`), linked relatively, so the report folder stands alone.
 pub fn write_report(runs: &[RunSummary], out: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut md = String::from("# tartan report\n\n");
     if runs.len() > 1 {
         md += "Selection metric on test, mean ± std over runs (dev mean in parentheses), in percent.\n\n";
         md += &table_markdown(runs);
         md += "\n";
     }
-    for r in runs {
-        let charts = crate::train::charts::write_run_charts(&r.dir, r.config.metric().key())?;
+    let mut explained = false;
+    for (i, r) in runs.iter().enumerate() {
+        let dir = out.join(format!("{:02}-{}", i + 1, crate::train::charts::run_name(&r.dir).replace('/', "-")));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let charts = crate::train::charts::write_run_charts(&r.dir, &dir, r.config.metric().key())?;
         let _ = writeln!(md, "## {}\n", r.dir.display());
-        let _ = writeln!(
-            md,
-            "strategy `{}`, task `{}`, seed {}, {} steps, best at step {}, {:.0} s\n",
-            r.config.strategy_name(),
-            r.task(),
-            r.config.seed,
-            r.result.steps,
-            r.result.best_step.map_or("-".into(), |s| s.to_string()),
-            r.result.train_seconds
-        );
-        for (split, scores) in [("dev", &r.result.dev), ("test", &r.result.test)] {
-            if let Some(s) = scores {
-                let _ = writeln!(
-                    md,
-                    "- {split}: accuracy {:.2}, macro-F1 {:.2}, micro-F1 {:.2} (n = {})",
-                    100.0 * s.accuracy,
-                    100.0 * s.macro_f1,
-                    100.0 * s.micro_f1,
-                    s.n
-                );
-            }
+        match &r.result {
+            Some(result) => md += &finished(r, result),
+            None => md += &unfinished(r)?,
         }
         md += "\n";
         for c in charts {
-            let _ = writeln!(
-                md,
-                "![{}]({})\n",
-                c.file_stem().unwrap_or_default().to_string_lossy(),
-                std::path::absolute(&c).unwrap_or(c.clone()).display()
-            );
+            let link = c.strip_prefix(out).unwrap_or(&c);
+            let _ = writeln!(md, "![{}]({})\n", c.file_stem().unwrap_or_default().to_string_lossy(), link.display());
         }
+        if let Some(section) = super::auxiliary::section(r, runs, &dir, out)? {
+            md += &section;
+            explained = true;
+        }
+    }
+    if explained {
+        md += super::auxiliary::DEFINITIONS;
     }
     let path = out.join("report.md");
     crate::fsutil::write_atomic(&path, md.as_bytes())?;
     Ok(path)
+}
+
+/// The headline of a finished run: steps, best step, time and scores.
+fn finished(r: &RunSummary, result: &RunResult) -> String {
+    let mut md = format!(
+        "strategy `{}`, task `{}`, seed {}, {} steps, best at step {}, {:.0} s\n\n",
+        r.config.label(),
+        r.task(),
+        r.config.seed,
+        result.steps,
+        result.best_step.map_or("-".into(), |s| s.to_string()),
+        result.train_seconds
+    );
+    for (split, scores) in [("dev", &result.dev), ("test", &result.test)] {
+        if let Some(s) = scores {
+            let _ = writeln!(
+                md,
+                "- {split}: accuracy {:.2}, macro-F1 {:.2}, micro-F1 {:.2} (n = {})",
+                100.0 * s.accuracy,
+                100.0 * s.macro_f1,
+                100.0 * s.micro_f1,
+                s.n
+            );
+        }
+    }
+    md
+}
+
+/// The headline of a run still training: how far metrics.jsonl goes and its best dev score so
+/// far, which the run's final result need not keep.
+fn unfinished(r: &RunSummary) -> Result<String> {
+    let log = RunLog::read(&r.dir)?;
+    let metric = r.config.metric().key();
+    // Every logged optimizer step has a learning rate; the MLM-head warm-up's steps count apart.
+    let last_step = log.train.get("lr").and_then(|p| p.last()).map_or(0.0, |p| p.0);
+    let best = log
+        .eval
+        .get(&("dev".to_string(), metric.to_string()))
+        .and_then(|points| points.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)));
+    let best = best.map_or("no dev evaluation yet".into(), |(step, v)| {
+        format!("best dev {metric} so far {:.2} at step {step}", 100.0 * v)
+    });
+    Ok(format!(
+        "strategy `{}`, task `{}`, seed {}: **unfinished** (no results.json), {last_step} steps logged, {best}\n",
+        r.config.label(),
+        r.task(),
+        r.config.seed,
+    ))
 }
 
 #[cfg(test)]
@@ -163,7 +209,7 @@ mod tests {
             train_seconds: 1.0,
             final_finetune: None,
         };
-        RunSummary { dir: PathBuf::from("x"), config, result }
+        RunSummary { dir: PathBuf::from("x"), config, result: Some(result) }
     }
 
     #[test]
@@ -179,5 +225,34 @@ mod tests {
         // 70 and 80: mean 75, sample std 7.07.
         assert!(md.contains("| finetune | 75.0 ± 7.1 (dev 50.0), n=2 | 60.0 ± 0.0 (dev 50.0), n=1 |"), "{md}");
         assert!(md.contains("| meta-tartan | 90.0 ± 0.0 (dev 50.0), n=1 | - |"), "{md}");
+    }
+
+    /// A run still training is reported from its log so far, and kept out of the table.
+    #[test]
+    fn a_run_without_results_is_reported_as_unfinished_from_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("chemprot/finetune");
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let config = run(Strategy::Finetune, "chemprot", 0, 0.7).config;
+        std::fs::write(run_dir.join("config.toml"), toml::to_string(&config).unwrap()).unwrap();
+        let records = [
+            r#"{"type":"mlm_warmup","step":100,"loss":7.0,"accuracy":0.05}"#,
+            r#"{"type":"train","step":5,"lr":1e-4,"head_lr":1e-3,"loss":1.0,"grad_norm":1.0,"steps_per_s":1.0,"tasks":{"end-task":{"loss":1.0,"weight":1.0}}}"#,
+            r#"{"type":"eval","step":5,"split":"dev","accuracy":0.5,"macro_f1":0.4,"micro_f1":0.5}"#,
+            r#"{"type":"eval","step":10,"split":"dev","accuracy":0.25,"macro_f1":0.2,"micro_f1":0.25}"#,
+            r#"{"type":"train","step":10,"lr":1e-4,"head_lr":1e-3,"loss":1.0,"grad_norm":1.0,"steps_per_s":1.0,"tasks":{"end-task":{"loss":1.0,"weight":1.0}}}"#,
+        ];
+        std::fs::write(run_dir.join("metrics.jsonl"), records.join("\n")).unwrap();
+        let runs = vec![RunSummary::read(&run_dir).unwrap(), run(Strategy::MetaTartan, "chemprot", 0, 0.9)];
+        assert!(runs[0].result.is_none());
+        assert!(!table_markdown(&runs).contains("finetune"), "an unfinished run has no score to compare");
+        let md = std::fs::read_to_string(write_report(&runs[..1], &dir.path().join("report")).unwrap()).unwrap();
+        assert!(
+            md.contains("**unfinished** (no results.json), 10 steps logged, best dev accuracy so far 50.00 at step 5"),
+            "{md}"
+        );
+        std::fs::remove_file(run_dir.join("metrics.jsonl")).unwrap();
+        let err = RunSummary::read(&run_dir).err().unwrap();
+        assert!(format!("{err:#}").contains("has neither results.json nor metrics.jsonl"), "{err:#}");
     }
 }

@@ -63,9 +63,7 @@ impl RunLog {
     pub fn series(&self, prefix: &str) -> Vec<Series> {
         self.train
             .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix(prefix).map(|name| Series { name: name.to_string(), points: v.clone() })
-            })
+            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|name| Series::line(name, v.clone())))
             .collect()
     }
 
@@ -74,20 +72,26 @@ impl RunLog {
         self.eval
             .iter()
             .filter(|((_, m), _)| m == metric)
-            .map(|((split, _), v)| Series { name: split.clone(), points: v.clone() })
+            .map(|((split, _), v)| Series::line(split.clone(), v.clone()))
             .collect()
     }
 }
 
-/// Writes `losses.{png,svg}` and, when there is more than one task, `weights.{png,svg}`
-/// (task weights above, dev/test metric below) into `run_dir`.
-pub fn write_run_charts(run_dir: &Path, metric: &str) -> Result<Vec<PathBuf>> {
-    let log = RunLog::read(run_dir)?;
-    // Two path components tell runs apart in a sweep (`meta-tartan/seed0`) and elsewhere
-    // (`chemprot/meta-tartan`), where the last one alone would not.
+/// The name charts give a run: two path components tell runs apart in a sweep
+/// (`meta-tartan/seed0`) and elsewhere (`chemprot/meta-tartan`), where the last one alone
+/// would not.
+pub fn run_name(run_dir: &Path) -> String {
+    let dir = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
     let parts: Vec<String> =
-        run_dir.components().rev().take(2).map(|c| c.as_os_str().to_string_lossy().to_string()).collect();
-    let name = parts.into_iter().rev().collect::<Vec<_>>().join("/");
+        dir.components().rev().take(2).map(|c| c.as_os_str().to_string_lossy().to_string()).collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
+}
+
+/// Writes `losses.{png,svg}` and, when there is more than one task, `weights.{png,svg}`
+/// (task weights above, dev/test metric below) of the run in `run_dir` into `dest`.
+pub fn write_run_charts(run_dir: &Path, dest: &Path, metric: &str) -> Result<Vec<PathBuf>> {
+    let log = RunLog::read(run_dir)?;
+    let name = run_name(run_dir);
     let metric_label = metric.replace('_', "-");
     let mut written = Vec::new();
     let mut losses =
@@ -100,8 +104,8 @@ pub fn write_run_charts(run_dir: &Path, metric: &str) -> Result<Vec<PathBuf>> {
             series: evals,
         });
     }
-    draw(&run_dir.join("losses"), &format!("{name}: losses"), "optimizer step", &losses)?;
-    written.push(run_dir.join("losses.png"));
+    draw(&dest.join("losses"), &format!("{name}: losses"), "optimizer step", &losses)?;
+    written.push(dest.join("losses.png"));
     let weights = log.series("weight.");
     if weights.len() > 1 {
         let mut panels = vec![Panel { title: "Task weights".into(), y_label: "weight".into(), series: weights }];
@@ -110,8 +114,8 @@ pub fn write_run_charts(run_dir: &Path, metric: &str) -> Result<Vec<PathBuf>> {
             y_label: metric_label,
             series: log.metric_series(metric),
         });
-        draw(&run_dir.join("weights"), &format!("{name}: task weights"), "optimizer step", &panels)?;
-        written.push(run_dir.join("weights.png"));
+        draw(&dest.join("weights"), &format!("{name}: task weights"), "optimizer step", &panels)?;
+        written.push(dest.join("weights.png"));
     }
     let warmup = log.series("warmup.");
     if !warmup.is_empty() {
@@ -120,13 +124,8 @@ pub fn write_run_charts(run_dir: &Path, metric: &str) -> Result<Vec<PathBuf>> {
             Panel { title: "MLM loss (mean over the window)".into(), y_label: "loss".into(), series: loss },
             Panel { title: "Masked-token accuracy".into(), y_label: "accuracy".into(), series: accuracy },
         ];
-        draw(
-            &run_dir.join("mlm-warmup"),
-            &format!("{name}: MLM-head warm-up, encoder frozen"),
-            "warm-up step",
-            &panels,
-        )?;
-        written.push(run_dir.join("mlm-warmup.png"));
+        draw(&dest.join("mlm-warmup"), &format!("{name}: MLM-head warm-up, encoder frozen"), "warm-up step", &panels)?;
+        written.push(dest.join("mlm-warmup.png"));
     }
     Ok(written)
 }

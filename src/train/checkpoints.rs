@@ -91,7 +91,8 @@ impl Trainer {
     pub(super) fn save_pretrained_model(&self) -> Result<()> {
         let model = &self.model;
         let dest = self.plan.run_dir.join("model");
-        save_pretrained(&dest, &model.encoder, model.mlm.as_ref(), &self.pretrained.config, &self.pretrained.tokenizer)
+        let p = &self.pretrained;
+        save_pretrained(&dest, &model.encoder, model.mlm.as_ref(), &p.config, &p.tokenizer, Some(&p.dir))
     }
 
     /// Refuses to save parameters that are not all finite, so a diverged run never replaces

@@ -24,7 +24,7 @@ pub struct TaskStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<f64>,
     /// META-TARTAN: cosine of its gradient with the dev gradient over the shared encoder, the
-    /// norm of its weighted gradient there, and its weight's logit.
+    /// norm of its weighted gradient there (also MT-TARTAN), and its weight's logit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cos: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

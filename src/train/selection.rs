@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::evaluate::evaluate;
 use super::records::{Record, RunResult};
-use super::saved_model::{load_model, save_model};
+use super::saved_model::{HeadInfo, load_model, save_model};
 use super::trainer::Trainer;
 use crate::model::weights::plain_tensors;
 use crate::validate::at_least_one;
@@ -78,15 +78,12 @@ impl Trainer {
     fn save_best(&self) -> Result<()> {
         self.check_finite(&plain_tensors(&self.model))?;
         // The final stage writes here only when it beats the main phase's model on dev.
-        save_model(
-            &self.cfg.output_dir.join("best"),
-            &self.model,
-            &self.pretrained.config,
-            &self.pretrained.tokenizer,
-            &self.task.labels,
-            self.cfg.model.max_length,
-            self.cfg.model.head_dropout,
-        )
+        let info = HeadInfo {
+            labels: self.task.labels.labels.clone(),
+            max_length: self.cfg.model.max_length,
+            head_dropout: self.cfg.model.head_dropout,
+        };
+        save_model(&self.cfg.output_dir.join("best"), &self.model, &self.pretrained, &info)
     }
 
     /// With `eval.test = false` the test split is scored once, on the model this phase kept

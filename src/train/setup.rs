@@ -7,13 +7,14 @@ use super::mlm_warmup::{WarmupMode, warm_up};
 use super::plan::{ENCODER, HEADS, Phase, PhasePlan};
 use super::pretrained::Pretrained;
 use super::records::{MetricsLog, Record};
+use super::saved_model::load_classifier;
 use super::strategy::Strategy;
 use super::trainer::{TrainState, Trainer};
 use crate::config::RunConfig;
 use crate::data::TaskData;
 use crate::data::task::Split;
 use crate::fsutil::write_atomic;
-use crate::model::weights::{init_head_from_pooler, load_plain, read_plain};
+use crate::model::weights::init_head_from_pooler;
 use crate::model::{ClassificationHead, HeadInit, TartanModel, is_encoder_param};
 use crate::objectives::Objective;
 use crate::objectives::classification::Classification;
@@ -195,11 +196,10 @@ fn classifier(
     n_labels: usize,
     device: &burn::tensor::Device,
 ) -> Result<ClassificationHead> {
-    let head = ClassificationHead::new(pretrained.config.hidden_size, n_labels, cfg.model.head_dropout, device);
     if phase == Phase::FinalFinetune {
-        let file = pretrained.dir.join("head.safetensors");
-        return load_plain(head, read_plain(&file)?, &file.display().to_string());
+        return load_classifier(pretrained, n_labels, cfg.model.head_dropout, device);
     }
+    let head = ClassificationHead::new(pretrained.config.hidden_size, n_labels, cfg.model.head_dropout, device);
     if cfg.model.head_init == HeadInit::Pooler && phase == Phase::Main {
         let (head, from_pooler) = init_head_from_pooler(&pretrained.dir, pretrained.config.family, head)?;
         if from_pooler {
@@ -220,13 +220,13 @@ fn weighting(
     pad: u32,
 ) -> Result<Box<dyn Weighting>> {
     Ok(match (phase, cfg.strategy) {
-        (Phase::Main, Strategy::MtTartan) => Box::new(Fixed(cfg.fixed_weights())),
+        (Phase::Main, Strategy::MtTartan) => Box::new(Fixed::new(cfg.fixed_weights())),
         (Phase::Main, Strategy::MetaTartan) => {
             let dev = meta_dev.context("META-TARTAN needs meta-dev data")?;
             let grad_accum = cfg.train.grad_accum;
             Box::new(MetaTartan::new(cfg.meta.clone(), n_tasks, grad_accum, model, dev, n_labels, pad, cfg.seed))
         }
-        _ => Box::new(Fixed(vec![1.0; n_tasks])),
+        _ => Box::new(Fixed::new(vec![1.0; n_tasks])),
     })
 }
 

@@ -257,7 +257,8 @@ impl Trainer {
 
     /// Charts are a view of metrics.jsonl; failing to draw one never stops training.
     fn write_charts(&self) {
-        if let Err(e) = super::charts::write_run_charts(&self.plan.run_dir, self.cfg.metric().key()) {
+        if let Err(e) = super::charts::write_run_charts(&self.plan.run_dir, &self.plan.run_dir, self.cfg.metric().key())
+        {
             tracing::warn!("could not draw the charts of {}: {e:#}", self.plan.run_dir.display());
         }
     }

@@ -10,18 +10,18 @@
 use std::collections::HashSet;
 
 use anyhow::{Result, bail};
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ParamId};
 use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{StepFigures, TaskFigures, Weighting};
+use super::{StepFigures, TaskFigures, Weighting, dot_and_norm};
 use crate::data::batch::{BatchStream, labels_tensor};
 use crate::data::task::Split;
 use crate::loss::cross_entropy;
 use crate::model::heads::cls_vector;
 use crate::model::{ClassificationHead, EncoderInput, TartanModel, is_encoder_param};
+use crate::optim::GradBuffer;
 use crate::optim::{AdamW, AdamWConfig, Group, ParamGroups};
-use crate::optim::{GradBuffer, host_dot};
 use crate::params::param_paths;
 use crate::validate::{at_least_one, non_negative, positive};
 
@@ -205,31 +205,6 @@ pub fn fit_dev_head(
     head
 }
 
-/// Dot product with `dev` and squared norm of the gradients in `grads`, over `encoder`'s
-/// parameters, without keeping a copy of them.
-fn dot_and_norm(encoder: &crate::model::Bert, grads: &Gradients, dev: &GradBuffer) -> (f64, f64) {
-    struct Dot<'a> {
-        grads: &'a Gradients,
-        dev: &'a GradBuffer,
-        dot: f64,
-        sq: f64,
-    }
-    impl ModuleVisitor for Dot<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let Some(g) = param.val().grad(self.grads) else { return };
-            let n = g.shape().num_elements();
-            let g = g.reshape([n]);
-            self.sq += host_dot(&g, &g);
-            if let Some(d) = self.dev.get(&param.id) {
-                self.dot += host_dot(&g, d);
-            }
-        }
-    }
-    let mut v = Dot { grads, dev, dot: 0.0, sq: 0.0 };
-    encoder.visit(&mut v);
-    (v.dot, v.sq)
-}
-
 impl Weighting for MetaTartan {
     fn weights(&self) -> Vec<f64> {
         softmax(&self.state.logits)
@@ -265,7 +240,7 @@ impl Weighting for MetaTartan {
 
     fn observe(&mut self, task: usize, model: &TartanModel, grads: &Gradients) {
         let Some((dev, dev_sq)) = &self.dev_grad else { return };
-        let (dot, sq) = dot_and_norm(&model.encoder, grads, dev);
+        let (dot, sq) = dot_and_norm(&model.encoder, grads, Some(dev));
         let cos = if sq > 0.0 && *dev_sq > 0.0 { dot / (sq.sqrt() * dev_sq.sqrt()) } else { 0.0 };
         self.logit_grads[task] += -cos / self.accum as f64;
         self.last_cos[task] = cos;

@@ -6,9 +6,11 @@ pub mod fixed;
 pub mod meta;
 
 use anyhow::Result;
-use burn::tensor::{Device, Gradients};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Gradients, Tensor};
 
-use crate::model::TartanModel;
+use crate::model::{Bert, TartanModel};
+use crate::optim::{GradBuffer, host_dot};
 
 /// What a weighting measured in one optimizer step, per task in the loop's order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -55,4 +57,29 @@ pub trait Weighting {
     fn load_state(&mut self, _state: &serde_json::Value) -> Result<()> {
         Ok(())
     }
+}
+
+/// Squared norm of the gradients in `grads` over `encoder`'s parameters and, given `dev`, their
+/// dot product with it, without keeping a copy of them. Returns (dot, squared norm).
+fn dot_and_norm(encoder: &Bert, grads: &Gradients, dev: Option<&GradBuffer>) -> (f64, f64) {
+    struct Dot<'a> {
+        grads: &'a Gradients,
+        dev: Option<&'a GradBuffer>,
+        dot: f64,
+        sq: f64,
+    }
+    impl ModuleVisitor for Dot<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let Some(g) = param.val().grad(self.grads) else { return };
+            let n = g.shape().num_elements();
+            let g = g.reshape([n]);
+            self.sq += host_dot(&g, &g);
+            if let Some(d) = self.dev.and_then(|dev| dev.get(&param.id)) {
+                self.dot += host_dot(&g, d);
+            }
+        }
+    }
+    let mut v = Dot { grads, dev, dot: 0.0, sq: 0.0 };
+    encoder.visit(&mut v);
+    (v.dot, v.sq)
 }

@@ -6,6 +6,7 @@ mod checkpoints;
 mod common;
 mod config_doc;
 mod data;
+mod export;
 mod faults;
 mod fuzz_regressions;
 mod layers;

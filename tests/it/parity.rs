@@ -200,7 +200,7 @@ fn saved_minilm_has_the_original_keys_shapes_and_values() {
     let p = Pretrained::from_dir(&dir).unwrap();
     let (encoder, _) = p.load(false, &Device::flex()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    tartan::train::saved_model::save_pretrained(&out.path().join("m"), &encoder, None, &p.config, &p.tokenizer)
+    tartan::train::saved_model::save_pretrained(&out.path().join("m"), &encoder, None, &p.config, &p.tokenizer, None)
         .unwrap();
     let original = weights::read_plain(&dir.join("model.safetensors")).unwrap();
     let saved = weights::read_plain(&out.path().join("m/model.safetensors")).unwrap();

@@ -89,3 +89,76 @@ fn sweep_resumes_from_its_archive_without_the_run_folders() {
     assert!(!log.contains("Main:"), "a run trained again:\n{log}");
     assert_eq!(first, again);
 }
+
+/// `--leave-one-out` adds a run without each corpus; `tartan report` over the sweep's runs then
+/// has an auxiliary-data section per TARTAN run, with the score with and without each corpus.
+#[test]
+fn leave_one_out_sweep_feeds_the_reports_auxiliary_data_section() {
+    let setup = tiny_setup(53);
+    let p = |n: &str| setup.path(n).display().to_string();
+    let config = setup.path("base.toml");
+    let aux = |name: &str| format!("[[aux]]\nname = \"{name}\"\nfile = \"{}\"\n", p(&format!("{name}.txt")));
+    std::fs::write(
+        &config,
+        format!(
+            "[model]\nname = \"{}\"\nmax_length = 32\n[task]\ntrain = \"{}\"\ndev = \"{}\"\ntest = \"{}\"\n[train]\nbatch_size = 16\nmax_steps = 6\nlog_every = 1\n[eval]\nevery_steps = 3\n{}{}",
+            setup.model.display(), p("train.jsonl"), p("dev.jsonl"), p("test.jsonl"), aux("related"), aux("noise")
+        ),
+    )
+    .unwrap();
+    let out_dir = setup.path("sweep");
+    let tartan = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_tartan")).args(args).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    };
+    let strategies = "--strategies=mt-tartan,meta-tartan";
+    tartan(&[
+        "sweep",
+        "--config",
+        config.to_str().unwrap(),
+        strategies,
+        "--seeds",
+        "0",
+        "--leave-one-out",
+        "--output",
+        out_dir.to_str().unwrap(),
+    ]);
+    let md = std::fs::read_to_string(out_dir.join("results.md")).unwrap();
+    for row in ["mt-tartan", "mt-tartan without related", "meta-tartan without noise"] {
+        assert!(md.contains(&format!("| {row} |")), "no row {row}:\n{md}");
+    }
+    let task = out_dir.join(setup.dir.path().file_name().unwrap());
+    let variant = std::fs::read_to_string(task.join("meta-tartan-without-related/seed0/config.toml")).unwrap();
+    assert!(variant.contains("left_out = [\"related\"]") && !variant.contains("related.txt"), "{variant}");
+
+    let runs: Vec<String> = [
+        "mt-tartan",
+        "mt-tartan-without-related",
+        "mt-tartan-without-noise",
+        "meta-tartan",
+        "meta-tartan-without-related",
+        "meta-tartan-without-noise",
+    ]
+    .iter()
+    .map(|s| task.join(s).join("seed0").display().to_string())
+    .collect();
+    let report = setup.path("report");
+    let mut args = vec!["report", "--output", report.to_str().unwrap()];
+    args.extend(runs.iter().map(String::as_str));
+    tartan(&args);
+    let text = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert_eq!(text.matches("### Auxiliary data: which helped, and when").count(), 6, "{text}");
+    assert_eq!(text.matches("## How to read the auxiliary-data sections").count(), 1);
+    let reference = text.lines().find(|l| l.starts_with("| end-task (for reference) |")).unwrap();
+    assert_eq!(reference.matches('|').count(), 8, "seven cells, as the header: {reference}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| related |")).collect();
+    // MT-TARTAN: fixed weights of 1/3, no cosine (no dev gradient), a share from the gradient norms.
+    assert!(rows[0].starts_with("| related | 0.333 | 0.333 | - | - | ") && rows[0].contains('%'), "{}", rows[0]);
+    assert!(rows[0].contains("(n=1) / ") && rows[0].contains("(n=1): "), "no leave-one-out scores: {}", rows[0]);
+    // META-TARTAN logs the cosine.
+    let meta = rows.iter().find(|r| r.contains("(n=1) / ") && !r.contains("| - | - |")).expect("a META-TARTAN row");
+    assert!(meta.contains('%'), "{meta}");
+    assert!(text.contains("](01-mt-tartan-seed0/aux-related.png)"), "{text}");
+    assert!(report.join("04-meta-tartan-seed0/aux-noise.png").exists());
+    assert!(report.join("01-mt-tartan-seed0/losses.png").exists());
+}

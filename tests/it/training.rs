@@ -22,7 +22,7 @@ fn finetune_learns_and_the_saved_model_reloads() {
     // 4 balanced topics: chance is 0.25.
     assert!(test.accuracy > 0.5, "test accuracy {} is not clearly above chance", test.accuracy);
 
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "head.safetensors", "tartan.json"] {
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "tartan.json"] {
         assert!(run.join("best").join(f).exists(), "best/{f} missing");
     }
     let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();

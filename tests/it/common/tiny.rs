@@ -42,7 +42,7 @@ pub fn tiny_setup(seed: u64) -> TinySetup {
     let encoder = Bert::new(&config, &device);
     let mlm = MlmHead::new(&config, &device);
     let model = dir.path().join("model");
-    save_pretrained(&model, &encoder, Some(&mlm), &config, &tokenizer).unwrap();
+    save_pretrained(&model, &encoder, Some(&mlm), &config, &tokenizer, None).unwrap();
     TinySetup { dir, model, _serial: serial }
 }
 
