@@ -20,8 +20,9 @@ use crate::data::task::Split;
 use crate::loss::cross_entropy;
 use crate::model::heads::cls_vector;
 use crate::model::{ClassificationHead, EncoderInput, TartanModel, is_encoder_param};
+use crate::optim::GradBuffer;
+use crate::optim::kernels;
 use crate::optim::{AdamW, AdamWConfig, Group, ParamGroups};
-use crate::optim::{GradBuffer, host_dot};
 use crate::params::param_paths;
 use crate::validate::{at_least_one, non_negative, positive};
 
@@ -219,9 +220,9 @@ fn dot_and_norm(encoder: &crate::model::Bert, grads: &Gradients, dev: &GradBuffe
             let Some(g) = param.val().grad(self.grads) else { return };
             let n = g.shape().num_elements();
             let g = g.reshape([n]);
-            self.sq += host_dot(&g, &g);
+            self.sq += kernels::sq_norm(&g);
             if let Some(d) = self.dev.get(&param.id) {
-                self.dot += host_dot(&g, d);
+                self.dot += kernels::dot(&g, d);
             }
         }
     }
