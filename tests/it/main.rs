@@ -8,6 +8,7 @@ mod config_doc;
 mod data;
 mod faults;
 mod fuzz_regressions;
+mod kernels;
 mod layers;
 mod multitask;
 mod parity;
