@@ -100,7 +100,12 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * (r * r) + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from n's bits: adding 1.5 * 2^23 puts the integer n in the low mantissa bits. Not
+    // `n as i32`: Rust's saturating cast compiled to 16 scalar conversions per AVX-512 vector
+    // (perf annotate of `gelu_in_place::v4`).
+    const MAGIC: f32 = 12_582_912.0;
+    let n_bits = (n + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits());
+    let scale = f32::from_bits(n_bits.wrapping_add(127) << 23);
     let v = y * scale;
     // Below -87.3 the result would be subnormal: flush to 0 (as softmax over masked scores needs).
     let v = if x < -87.3 { 0.0 } else { v };
