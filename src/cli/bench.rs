@@ -288,6 +288,8 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// The threads the kernels ran on: rayon's pool, which follows `RAYON_NUM_THREADS` (the CPU
+/// count alone reported 2 for one-thread runs).
 fn cpu_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    rayon::current_num_threads()
 }
