@@ -8,6 +8,7 @@ pub mod optim;
 pub mod params;
 pub mod plot;
 pub mod runlock;
+pub mod simd;
 pub mod validate;
 
 pub mod data;

@@ -4,12 +4,12 @@
 #![allow(non_snake_case)] // `LayerNorm` fields match the checkpoint keys.
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::config::{Family, ModelConfig};
 use super::dropout::{Dropout, DropoutSeed};
+use super::kernels::{self, LayerNorm};
 
 /// One padded batch as the encoder sees it; masks are 1 for tokens and 0 for padding.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub(crate) fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
 }
 
 pub(crate) fn layer_norm(d: usize, eps: f64, device: &Device) -> LayerNorm {
-    LayerNormConfig::new(d).with_epsilon(eps).init(device)
+    LayerNorm::new(d, eps, device)
 }
 
 #[derive(Module, Debug)]
@@ -114,8 +114,8 @@ impl SelfAttention {
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x));
-        let scores = q.matmul(k.transpose()).mul_scalar(1.0 / (head_dim as f64).sqrt()) + mask_bias;
-        let probs = self.dropout.forward(softmax(scores, 3));
+        let scores = q.matmul(k.transpose());
+        let probs = self.dropout.forward(kernels::attention_softmax(scores, mask_bias, 1.0 / (head_dim as f64).sqrt()));
         probs.matmul(v).swap_dims(1, 2).reshape([b, s, h])
     }
 }
@@ -182,7 +182,7 @@ impl Layer {
     fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let attended = self.attention.self_.forward(x.clone(), mask_bias);
         let x = self.attention.output.forward(attended, x);
-        let inner = gelu(self.intermediate.dense.forward(x.clone()));
+        let inner = kernels::gelu(self.intermediate.dense.forward(x.clone()));
         self.output.forward(inner, x)
     }
 }

@@ -1,13 +1,13 @@
 //! Task heads on top of the shared encoder.
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::bert::{layer_norm, linear};
 use super::config::ModelConfig;
 use super::dropout::{Dropout, DropoutSeed};
+use super::kernels::{self, LayerNorm};
 
 /// TARTAN's end-task head: CLS of the last layer -> dropout -> Linear(h, h) + tanh -> dropout ->
 /// Linear(h, n_labels). Names follow `RobertaClassificationHead`.
@@ -85,7 +85,7 @@ impl MlmHead {
 
     /// Vocabulary logits `[n, vocab]` from the hidden states `[n, hidden]` of masked positions.
     pub fn forward_picked(&self, picked: Tensor<2>, word_embeddings: Tensor<2>) -> Tensor<2> {
-        let x = self.layer_norm.forward(gelu(self.dense.forward(picked)));
+        let x = self.layer_norm.forward(kernels::gelu(self.dense.forward(picked)));
         x.matmul(word_embeddings.transpose()) + self.bias.val().unsqueeze::<2>()
     }
 }

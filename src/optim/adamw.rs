@@ -12,6 +12,7 @@ use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::optim::GradBuffer;
+use crate::optim::kernels::{self, AdamWScalars};
 use crate::params::param_paths;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -155,14 +156,16 @@ impl ModuleMapper for Update<'_> {
         let dims = tensor.dims();
         let n = g.dims()[0];
         let p = tensor.inner().reshape([n]);
-        let (m, v) = match self.moments.remove(&id) {
-            Some(mv) => mv,
-            None => (g.zeros_like(), g.zeros_like()),
+        let scalars = AdamWScalars {
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            lr,
+            weight_decay: wd,
+            bias1: self.bias1,
+            bias2: self.bias2,
         };
-        let m = m.mul_scalar(c.beta1) + g.clone().mul_scalar(1.0 - c.beta1);
-        let v = v.mul_scalar(c.beta2) + g.square().mul_scalar(1.0 - c.beta2);
-        let denom = v.clone().sqrt().div_scalar(self.bias2.sqrt()).add_scalar(c.eps);
-        let p = p.mul_scalar(1.0 - lr * wd) - m.clone().div(denom).mul_scalar(lr / self.bias1);
+        let (p, m, v) = kernels::adamw(p, g, self.moments.remove(&id), &scalars);
         self.moments.insert(id, (m, v));
         let updated = Tensor::from_inner(p.reshape(dims)).require_grad();
         Param::from_mapped_value(id, updated, mapper)

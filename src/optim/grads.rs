@@ -1,9 +1,12 @@
 //! Accumulated gradients, flattened per parameter, with the reductions the loop needs
-//! (global norms, dot products) summed in f64.
+//! (global norms, dot products) summed in f64 where the gradients lie (`kernels`), without
+//! host copies.
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Gradients, Tensor};
 use indexmap::IndexMap;
+
+use super::kernels;
 
 /// Gradients of one optimizer step, keyed by parameter, in the module's visiting order so
 /// that f64 sums over them are the same from run to run (a `HashMap`'s order is random).
@@ -25,7 +28,11 @@ impl GradBuffer {
                 let n = g.shape().num_elements();
                 let g = g.reshape([n]);
                 match self.into.get_mut(&param.id) {
-                    Some(acc) => *acc = acc.clone() + g,
+                    // Moved out (not cloned) so that the sum can reuse its storage.
+                    Some(acc) => {
+                        let sum = std::mem::replace(acc, g.clone());
+                        *acc = sum + g;
+                    }
                     None => {
                         self.into.insert(param.id, g);
                     }
@@ -49,7 +56,7 @@ impl GradBuffer {
 
     /// Squared L2 norm over the parameters `keep` selects.
     pub fn sq_norm(&self, keep: impl Fn(&ParamId) -> bool) -> f64 {
-        self.grads.iter().filter(|(id, _)| keep(id)).map(|(_, g)| host_dot(g, g)).sum()
+        self.grads.iter().filter(|(id, _)| keep(id)).map(|(_, g)| kernels::sq_norm(g)).sum()
     }
 
     /// Dot product with `other` over the parameters `keep` selects (absent in either: 0).
@@ -57,7 +64,7 @@ impl GradBuffer {
         self.grads
             .iter()
             .filter(|(id, _)| keep(id))
-            .filter_map(|(id, g)| other.grads.get(id).map(|o| host_dot(g, o)))
+            .filter_map(|(id, g)| other.grads.get(id).map(|o| kernels::dot(g, o)))
             .sum()
     }
 
@@ -82,21 +89,13 @@ impl GradBuffer {
         (enc_sq + head_sq).sqrt()
     }
 
-    /// Multiplies the parameters `keep` selects by `factor`.
+    /// Multiplies the parameters `keep` selects by `factor` (in place where the buffer holds
+    /// the only handle on a gradient).
     pub fn scale(&mut self, factor: f64, keep: impl Fn(&ParamId) -> bool) {
-        for (id, g) in self.grads.iter_mut() {
-            if keep(id) {
-                *g = g.clone().mul_scalar(factor);
-            }
-        }
+        let grads = std::mem::take(&mut self.grads);
+        self.grads = grads
+            .into_iter()
+            .map(|(id, g)| if keep(&id) { (id, kernels::scale(g, factor)) } else { (id, g) })
+            .collect();
     }
-}
-
-/// Dot product of two flat tensors, accumulated in f64: f32 sums over millions of elements
-/// drift by ~1e-4 relative, enough to move a cosine visibly.
-pub fn host_dot(a: &Tensor<1>, b: &Tensor<1>) -> f64 {
-    let a = a.to_data();
-    let b = b.to_data();
-    let (a, b) = (a.as_slice::<f32>().expect("f32 gradients"), b.as_slice::<f32>().expect("f32 gradients"));
-    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
 }

@@ -10,7 +10,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Gradients, Tensor};
 
 use crate::model::{Bert, TartanModel};
-use crate::optim::{GradBuffer, host_dot};
+use crate::optim::{GradBuffer, kernels};
 
 /// What a weighting measured in one optimizer step, per task in the loop's order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -73,9 +73,9 @@ fn dot_and_norm(encoder: &Bert, grads: &Gradients, dev: Option<&GradBuffer>) -> 
             let Some(g) = param.val().grad(self.grads) else { return };
             let n = g.shape().num_elements();
             let g = g.reshape([n]);
-            self.sq += host_dot(&g, &g);
+            self.sq += kernels::sq_norm(&g);
             if let Some(d) = self.dev.and_then(|dev| dev.get(&param.id)) {
-                self.dot += host_dot(&g, d);
+                self.dot += kernels::dot(&g, d);
             }
         }
     }

@@ -13,6 +13,7 @@ const LAYERS: &[(&str, usize)] = &[
     ("params", 0),
     ("plot", 0),
     ("runlock", 0),
+    ("simd", 0),
     ("validate", 0),
     ("data", 1),
     ("model", 1),

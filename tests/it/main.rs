@@ -9,6 +9,7 @@ mod data;
 mod export;
 mod faults;
 mod fuzz_regressions;
+mod kernels;
 mod layers;
 mod multitask;
 mod parity;
