@@ -58,7 +58,11 @@ pub fn run(args: SweepArgs) -> Result<()> {
             && !dir.join("results.json").exists()
             && archive.join(&name).join("results.json").exists()
         {
-            tracing::info!("{} is finished in the archive {}; restoring its records", name.display(), archive.display());
+            tracing::info!(
+                "{} is finished in the archive {}; restoring its records",
+                name.display(),
+                archive.display()
+            );
             copy_run_records(&archive.join(&name), dir)?;
         }
         if dir.join("results.json").exists() {
