@@ -31,7 +31,7 @@ pub struct DemoArgs {
     #[arg(long, requires = "model")]
     pub task: Option<PathBuf>,
     /// Optimizer steps per run on real data.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = super::at_least_one)]
     pub steps: usize,
     /// Selection metric on real data.
     #[arg(long, value_parser = ["accuracy", "macro_f1", "micro_f1"], default_value = "accuracy")]

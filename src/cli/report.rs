@@ -10,7 +10,7 @@ pub struct ReportArgs {
     /// Finished run folders (each with config.toml and results.json).
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
-    /// Where report.md goes.
+    /// The folder report.md is written into (created if missing).
     #[arg(long, default_value = "report")]
     pub output: PathBuf,
 }

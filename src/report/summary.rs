@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::config::RunConfig;
 use crate::train::records::RunResult;
@@ -89,7 +89,10 @@ pub fn table_markdown(runs: &[RunSummary]) -> String {
 
 /// Writes `report.md` into `out`, redrawing each run's charts.
 pub fn write_report(runs: &[RunSummary], out: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(out)?;
+    if out.exists() && !out.is_dir() {
+        bail!("{} is a file; --output names the folder report.md is written into: give a folder", out.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create the report folder {}", out.display()))?;
     let mut md = String::from("# tartan report\n\n");
     if runs.len() > 1 {
         md += "Selection metric on test, mean ± std over runs (dev mean in parentheses), in percent.\n\n";

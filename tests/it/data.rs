@@ -25,6 +25,10 @@ fn corpus_cache_is_reused_and_invalidated_when_the_file_changes() {
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 4);
     let truncated = Corpus::open("c", &file, &p.tokenizer, 2, &cache).unwrap();
     assert_eq!(truncated.get(0).unwrap().len(), 2, "block size truncates");
+    // A line of special and unknown tokens only has nothing to mask: it is left out.
+    std::fs::write(&file, "amber1 😀\n😀 🎉\n").unwrap();
+    let c = Corpus::open("c", &file, &p.tokenizer, 32, &cache).unwrap();
+    assert_eq!(c.len(), 1);
     std::fs::write(&file, "\n  \n").unwrap();
     let err = Corpus::open("c", &file, &p.tokenizer, 32, &cache).err().unwrap().to_string();
     assert!(err.contains("no non-empty line"), "{err}");
