@@ -40,14 +40,17 @@ fn summary(r: &crate::train::records::RunResult) -> serde_json::Value {
     serde_json::json!({"metric": r.metric, "best_step": r.best_step, "steps": r.steps, "train_seconds": r.train_seconds, "dev": pick(&r.dev), "test": pick(&r.test), "final_finetune": last})
 }
 
-/// First Ctrl-C: save a checkpoint at the end of the current step and stop; second: exit now.
+/// Ctrl-C, SIGTERM (schedulers, `docker stop`) or SIGHUP (a closed terminal): the first saves a
+/// checkpoint at the end of the current step and stops; a second exits at once.
 pub fn install_ctrlc() {
     let _ = ctrlc::set_handler(|| {
         if crate::train::stop_requested() {
             eprintln!("\nsecond interrupt: exiting without a checkpoint");
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to exit at once)");
+        eprintln!(
+            "\ninterrupt (Ctrl-C, SIGTERM or SIGHUP): saving a checkpoint after this step (interrupt again to exit at once)"
+        );
         crate::train::request_stop();
     });
 }
