@@ -49,15 +49,16 @@ pub fn run(args: SweepArgs) -> Result<()> {
         let cfg = run_config(&args, config, strategy, seed)?;
         let dir = &cfg.output_dir;
         let name = dir.strip_prefix(&args.output).unwrap_or(dir).to_path_buf();
-        if let Some(archive) = &args.archive {
-            if !dir.join("results.json").exists() && archive.join(&name).join("results.json").exists() {
-                tracing::info!(
-                    "{} is finished in the archive {}; restoring its records",
-                    name.display(),
-                    archive.display()
-                );
-                copy_run_records(&archive.join(&name), dir)?;
-            }
+        if let Some(archive) = &args.archive
+            && !dir.join("results.json").exists()
+            && archive.join(&name).join("results.json").exists()
+        {
+            tracing::info!(
+                "{} is finished in the archive {}; restoring its records",
+                name.display(),
+                archive.display()
+            );
+            copy_run_records(&archive.join(&name), dir)?;
         }
         if dir.join("results.json").exists() {
             tracing::info!("{} is finished; skipping it", dir.display());
