@@ -169,6 +169,32 @@ impl RunConfig {
             .collect()
     }
 
+    /// This configuration with every relative path made absolute against the working
+    /// directory: what a run folder's `config.toml` holds, so that `--resume` works from any
+    /// directory. `model.name` changes only if it names an existing folder (else it is a Hub
+    /// id).
+    pub fn with_absolute_paths(&self) -> Result<Self> {
+        let abs = |p: &Path| -> Result<PathBuf> {
+            if p.as_os_str().is_empty() {
+                return Ok(p.to_path_buf());
+            }
+            std::path::absolute(p).with_context(|| format!("cannot make {} absolute", p.display()))
+        };
+        let mut c = self.clone();
+        c.output_dir = abs(&c.output_dir)?;
+        c.cache_dir = c.cache_dir.as_deref().map(abs).transpose()?;
+        c.task.train = abs(&c.task.train)?;
+        c.task.dev = c.task.dev.as_deref().map(abs).transpose()?;
+        c.task.test = c.task.test.as_deref().map(abs).transpose()?;
+        for a in &mut c.aux {
+            a.file = abs(&a.file)?;
+        }
+        if Path::new(&c.model.name).is_dir() {
+            c.model.name = abs(Path::new(&c.model.name))?.display().to_string();
+        }
+        Ok(c)
+    }
+
     pub fn cache_dir(&self) -> PathBuf {
         self.cache_dir.clone().unwrap_or_else(|| self.output_dir.join("cache"))
     }
@@ -325,6 +351,18 @@ mod tests {
         assert_eq!(load(MIN, &["device=cuda"]).unwrap().device, DeviceKind::Cuda);
         let err = load(MIN, &["device=gpu"]).unwrap_err().to_string();
         assert!(err.contains("unknown variant `gpu`") && err.contains("`cuda`"), "{err}");
+    }
+
+    #[test]
+    fn absolute_paths_resolve_against_the_working_directory_and_hub_ids_stay() {
+        let c = load(MIN, &["output_dir=runs/x", "aux=[{name = \"a\", file = \"a.txt\"}]", "model.name=src"]).unwrap();
+        let abs = c.with_absolute_paths().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(abs.output_dir, cwd.join("runs/x"));
+        assert_eq!(abs.task.train, cwd.join("t.jsonl"));
+        assert_eq!(abs.aux[0].file, cwd.join("a.txt"));
+        assert_eq!(abs.model.name, cwd.join("src").display().to_string());
+        assert_eq!(load(MIN, &[]).unwrap().with_absolute_paths().unwrap().model.name, "m");
     }
 
     #[test]

@@ -60,13 +60,13 @@ pub struct BenchArgs {
     #[arg(long, default_value = "../shared/datasets/chemprot")]
     pub task: PathBuf,
     /// Timed repetitions (after one warm-up); the median is reported.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::at_least_one)]
     pub reps: usize,
     /// Auxiliary corpora for `meta`.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::at_least_one)]
     pub aux: usize,
     /// Corpus size for `corpus`, in megabytes.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::at_least_one)]
     pub mb: usize,
     /// Tiny sizes for a CI smoke run.
     #[arg(long)]
@@ -270,9 +270,6 @@ const META_ROWS: usize = 64;
 
 /// Seconds of each timed META-TARTAN step.
 fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64>> {
-    if args.aux == 0 {
-        bail!("--aux must be at least 1");
-    }
     let run = tempfile_dir()?;
     let p = Pretrained::open(&args.model)?;
     let data = run.join("data");

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use crate::config::{AuxCorpus, Metric, RunConfig, Strategy};
@@ -14,6 +14,7 @@ use crate::device::DeviceKind;
 use crate::model::{Bert, MlmHead, ModelConfig};
 use crate::train::records::RunResult;
 use crate::train::saved_model::save_pretrained;
+use crate::train::strategy::Start;
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -32,7 +33,7 @@ pub struct DemoArgs {
     #[arg(long, requires = "model")]
     pub task: Option<PathBuf>,
     /// Optimizer steps per run on real data.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = super::at_least_one)]
     pub steps: usize,
     /// Selection metric on real data.
     #[arg(long, value_parser = ["accuracy", "macro_f1", "micro_f1"], default_value = "accuracy")]
@@ -61,12 +62,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
         cfg.output_dir = args.output.join(cfg.strategy_name());
         cfg.validate()?;
-        if cfg.output_dir.exists() {
-            std::fs::remove_dir_all(&cfg.output_dir)
-                .with_context(|| format!("cannot clear {}", cfg.output_dir.display()))?;
-        }
         eprintln!("== {} ==", cfg.strategy_name());
-        let result = crate::train::strategy::run(&cfg, false)?;
+        let result = crate::train::strategy::run(&cfg, Start::Overwrite)?;
         rows.push((cfg.strategy_name(), result, final_weights(&cfg.output_dir)));
     }
     print_table(&rows, base.metric());

@@ -17,7 +17,8 @@ pub struct EvalArgs {
     /// Labelled JSONL (`text`, `label`).
     #[arg(long)]
     pub data: PathBuf,
-    #[arg(long, default_value_t = 64)]
+    /// Examples per batch.
+    #[arg(long, default_value_t = 64, value_parser = super::at_least_one)]
     pub batch_size: usize,
     /// Where to compute.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]

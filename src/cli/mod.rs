@@ -40,6 +40,15 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
 }
 
+/// Parses a count flag that must be at least 1 (`--batch-size`, `--reps`, ...).
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; expected a whole number of at least 1")),
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(a) => bench::run(a),

@@ -17,7 +17,8 @@ pub struct PredictArgs {
     /// JSONL with a `text` field per line; `-` or absent reads stdin.
     #[arg(long)]
     pub input: Option<PathBuf>,
-    #[arg(long, default_value_t = 64)]
+    /// Examples per batch.
+    #[arg(long, default_value_t = 64, value_parser = super::at_least_one)]
     pub batch_size: usize,
     /// Where to compute.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]

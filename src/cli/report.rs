@@ -11,7 +11,7 @@ pub struct ReportArgs {
     /// is reported from its metrics.jsonl so far and left out of the comparisons).
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
-    /// Where report.md goes.
+    /// The folder report.md is written into (created if missing).
     #[arg(long, default_value = "report")]
     pub output: PathBuf,
 }

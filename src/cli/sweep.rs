@@ -13,6 +13,8 @@ use crate::fsutil::write_atomic;
 use crate::report::summary::{RunSummary, mean_std, table, table_markdown};
 use crate::runlock::RunFolderInUse;
 use crate::train::records::copy_run_records;
+use crate::train::run_folder::held_run;
+use crate::train::strategy::Start;
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -69,8 +71,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
             tracing::info!("{} is finished; skipping it", dir.display());
         } else {
             tracing::info!("== {} ==", name.display());
-            let resume = dir.join("config.toml").exists();
-            match crate::train::strategy::run(&cfg, resume) {
+            let start = if held_run(dir)?.is_some() { Start::Resume } else { Start::Fresh };
+            match crate::train::strategy::run(&cfg, start) {
                 Ok(_) => {}
                 // Several sweeps over one grid share it out: each takes the runs no other holds.
                 Err(e) if e.downcast_ref::<RunFolderInUse>().is_some() => {

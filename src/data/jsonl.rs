@@ -1,10 +1,13 @@
 //! End-task data: JSONL with a `text` and a `label` per line (other fields ignored).
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+
+use crate::fsutil::open_regular;
 
 /// One labelled example as read from disk; `line` is 1-based, for error messages.
 #[derive(Debug, Clone)]
@@ -14,11 +17,18 @@ pub struct RawExample {
     pub line: usize,
 }
 
+/// End-task files are read into memory whole; one larger than this is taken for a mistake.
+pub const MAX_JSONL_BYTES: u64 = 4 << 30;
+
 /// Reads a JSONL end-task file. Blank lines are skipped; a UTF-8 BOM and CRLF line ends are
-/// accepted; numeric labels are read as strings. Anything else malformed is an error naming
-/// the file, the line and the offending value.
+/// accepted; numeric and boolean labels are read as strings (`3`, `true`), so `3` and `"3"`
+/// are one label. Anything else malformed is an error naming the file, the line and the
+/// offending value.
 pub fn read_jsonl(path: &Path) -> Result<Vec<RawExample>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut bytes = Vec::new();
+    open_regular(path, MAX_JSONL_BYTES, "end-task data (JSONL, read into memory whole)")?
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let mut out = Vec::new();
     for (i, raw_line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -52,7 +62,9 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<RawExample>> {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Number(n)) => n.to_string(),
             Some(serde_json::Value::Bool(b)) => b.to_string(),
-            Some(other) => bail!("{}: `label` must be a string or a number, got {}", at(), preview(&other.to_string())),
+            Some(other) => {
+                bail!("{}: `label` must be a string, a number or a boolean, got {}", at(), preview(&other.to_string()))
+            }
             None => bail!("{}: missing field `label` (each line needs `text` and `label`)", at()),
         };
         out.push(RawExample { text, label, line: line_no });

@@ -99,7 +99,10 @@ pub fn table_markdown(runs: &[RunSummary]) -> String {
 /// Writes `report.md` into `out` with each run's charts redrawn in a folder of its own there
 /// (`01-meta-tartan-seed0/`), linked relatively, so the report folder stands alone.
 pub fn write_report(runs: &[RunSummary], out: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    if out.exists() && !out.is_dir() {
+        bail!("{} is a file; --output names the folder report.md is written into: give a folder", out.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create the report folder {}", out.display()))?;
     let mut md = String::from("# tartan report\n\n");
     if runs.len() > 1 {
         md += "Selection metric on test, mean ± std over runs (dev mean in parentheses), in percent.\n\n";

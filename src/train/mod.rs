@@ -1,15 +1,17 @@
 //! Training: a phase's plan, the loop and its step, evaluation and model selection,
 //! checkpoints, the MLM-head warm-up, the strategies that chain phases, and what a run writes
-//! (records, charts, saved models).
+//! (records, charts, saved models, the fingerprint of its setup) and owns in its folder.
 
 pub mod charts;
 pub mod checkpoints;
 pub mod evaluate;
+pub mod fingerprint;
 pub mod metrics;
 pub mod mlm_warmup;
 pub mod plan;
 pub mod pretrained;
 pub mod records;
+pub mod run_folder;
 pub mod saved_model;
 pub mod selection;
 mod setup;

@@ -1,13 +1,16 @@
 //! Runs a strategy: its masked-LM phases (pretrain-finetune), the main phase, and the optional
 //! final end-task-only stage.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use super::fingerprint::Fingerprint;
 use super::plan::{Phase, run_dir};
 use super::records::RunResult;
+use super::run_folder::{clear_run, refuse_held_run};
 use super::trainer::Trainer;
 use crate::config::RunConfig;
+use crate::fsutil::write_atomic;
 use crate::runlock::RunLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,27 +42,47 @@ impl Strategy {
     }
 }
 
+/// How a run starts in its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A new run; a folder that already holds one is refused.
+    Fresh,
+    /// Continues the run in the folder: finished phases are skipped, an interrupted one
+    /// continues from its checkpoint. Its setup must be the one it started with.
+    Resume,
+    /// Discards the run in the folder (tartan's files only) and starts a new one.
+    Overwrite,
+}
+
 /// Trains every phase of `cfg`'s strategy and writes `results.json`, which marks the run
-/// finished; with `resume`, finished phases are skipped and an interrupted one continues from
-/// its checkpoint.
-pub fn run(cfg: &RunConfig, resume: bool) -> Result<RunResult> {
-    if resume && !cfg.output_dir.join("config.toml").exists() {
-        bail!("{} is not a run folder (no config.toml) to resume", cfg.output_dir.display());
-    }
+/// finished. The run folder is locked for the whole run; its `config.toml` and
+/// `fingerprint.json` are written once the first phase is set up.
+pub fn run(cfg: &RunConfig, start: Start) -> Result<RunResult> {
+    let cfg = &cfg.with_absolute_paths()?;
     let _lock = RunLock::acquire(&cfg.output_dir)?;
+    match start {
+        Start::Fresh => refuse_held_run(&cfg.output_dir)?,
+        Start::Overwrite => clear_run(&cfg.output_dir)?,
+        Start::Resume => {}
+    }
+    let print = Fingerprint::of(cfg)?;
+    if start == Start::Resume {
+        print.check_resume(&cfg.output_dir)?;
+    }
+    let resume = start == Start::Resume;
     if cfg.strategy == Strategy::PretrainFinetune {
         for phase in (0..cfg.aux.len()).map(Phase::Pretrain) {
             if resume && run_dir(cfg, phase).join("results.json").exists() {
                 tracing::info!("{} is finished; skipping it", run_dir(cfg, phase).display());
                 continue;
             }
-            run_phase(cfg, phase, resume, None)?;
+            run_phase(cfg, phase, resume, None, &print)?;
         }
     }
-    let mut result = run_phase(cfg, Phase::Main, resume, None)?;
+    let mut result = run_phase(cfg, Phase::Main, resume, None, &print)?;
     if cfg.final_finetune.epochs > 0 {
         let baseline = result.dev.as_ref().map(|s| s.get(cfg.metric()));
-        let last = run_phase(cfg, Phase::FinalFinetune, resume, baseline)?;
+        let last = run_phase(cfg, Phase::FinalFinetune, resume, baseline, &print)?;
         if last.best_step.is_some() {
             tracing::info!("the final fine-tuning stage improved dev {}: its model is now best/", cfg.metric().key());
             result.dev = last.dev.clone();
@@ -74,8 +97,18 @@ pub fn run(cfg: &RunConfig, resume: bool) -> Result<RunResult> {
     Ok(result)
 }
 
-fn run_phase(cfg: &RunConfig, phase: Phase, resume: bool, baseline: Option<f64>) -> Result<RunResult> {
+fn run_phase(
+    cfg: &RunConfig,
+    phase: Phase,
+    resume: bool,
+    baseline: Option<f64>,
+    print: &Fingerprint,
+) -> Result<RunResult> {
     let mut trainer = Trainer::new(cfg.clone(), phase, resume)?;
+    // Recorded only once a phase could be set up, so a run that fails to start (a bad corpus,
+    // say) leaves no run behind to refuse or resume.
+    write_atomic(&cfg.output_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    print.write(&cfg.output_dir)?;
     if phase == Phase::FinalFinetune {
         trainer.set_baseline(baseline);
     }

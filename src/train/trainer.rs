@@ -187,14 +187,17 @@ impl Trainer {
         tracing::warn!("step {step} skipped: {why}");
         self.log.write(&Record::Skipped { step, reason: why.clone() })?;
         if self.state.nonfinite_in_a_row >= self.cfg.train.max_nonfinite_steps {
+            // Only a checkpoint on disk can be resumed from; good steps since it are lost.
+            let kept = match super::checkpoints::checkpoints(&self.plan.run_dir)?.pop() {
+                Some((at, _)) => format!(
+                    "the last good checkpoint (step {at}) is kept: `tartan train --resume {}` with other settings continues from it",
+                    self.cfg.output_dir.display()
+                ),
+                None => "no checkpoint was saved".into(),
+            };
             bail!(
-                "{} steps in a row had a non-finite loss or gradient (last: {why}); stopping. Lower the learning rates or check the data; {}",
-                self.state.nonfinite_in_a_row,
-                if self.state.step > self.state.nonfinite_in_a_row {
-                    "the last good checkpoint is kept"
-                } else {
-                    "no checkpoint was saved"
-                }
+                "{} steps in a row had a non-finite loss or gradient (last: {why}); stopping. Check the learning rates, the optimizer settings and the data; {kept}",
+                self.state.nonfinite_in_a_row
             );
         }
         Ok(())

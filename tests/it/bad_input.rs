@@ -1,8 +1,10 @@
-//! Bad input gets an error that names the file, the line and the fix.
+//! Bad input gets an error that names the file, the line or the key, and the fix.
 
 use std::path::Path;
+use std::time::Duration;
 
-use crate::common::tiny::{tiny_config, tiny_setup};
+use crate::common::bin::{failure, run_within, stderr, success, tartan, train};
+use crate::common::tiny::{TinySetup, tiny_config, tiny_sets, tiny_setup};
 use tartan::data::{LabelMap, read_jsonl};
 use tartan::train::plan::Phase;
 use tartan::train::pretrained::Pretrained;
@@ -197,4 +199,183 @@ fn impossible_configurations_are_refused() {
             .unwrap()
             .to_string();
     assert!(err.contains("unknown setting `aux.mask_probability`; did you mean `aux.mask_prob`?"), "{err}");
+}
+
+// Through the binary: a clean error (exit 1, or 2 for a bad flag) that names the key, file or
+// flag, never a panic, a hang or a silently wrong run.
+
+fn aux_set(file: &Path) -> String {
+    format!("aux=[{{name = \"odd\", file = \"{}\"}}]", file.display())
+}
+
+/// A finished 2-step run of the tiny setup, for commands that need a saved model.
+fn trained_run(setup: &TinySetup) -> std::path::PathBuf {
+    let run = setup.path("trained");
+    success(&train(&tiny_sets(setup, &run, &["train.max_steps=2", "eval.every_steps=2"]), &[]));
+    run
+}
+
+#[test]
+fn numeric_settings_are_checked_before_anything_runs() {
+    let setup = tiny_setup(23);
+    let meta = ["strategy=\"meta-tartan\"", &aux_set(&setup.path("related.txt"))].map(String::from);
+    let cases: [(&str, &str); 10] = [
+        ("meta.lr=inf", "meta.lr must be a number of at least 0, got inf"),
+        ("meta.lr=nan", "meta.lr must be a number of at least 0, got NaN"),
+        ("meta.lr=-0.1", "meta.lr must be a number of at least 0, got -0.1"),
+        ("task.weight=-0.5", "task.weight must be a number of at least 0"),
+        ("train.beta1=1.0", "train.beta1 must be in [0, 1), got 1"),
+        ("train.beta2=1.5", "train.beta2 must be in [0, 1), got 1.5"),
+        ("train.beta2=1.0", "train.beta2 must be in [0, 1), got 1"),
+        ("train.eps=0.0", "train.eps must be a positive number, got 0"),
+        ("train.eps=-1e-8", "train.eps must be a positive number"),
+        ("train.lr=inf", "train.lr must be a positive number, got inf"),
+    ];
+    for (set, expected) in cases {
+        let run = setup.path("run");
+        let mut extra: Vec<&str> = meta.iter().map(String::as_str).collect();
+        extra.extend(["train.max_steps=3", set]);
+        let err = failure(&train(&tiny_sets(&setup, &run, &extra), &[]));
+        assert!(err.contains(expected), "{set}: expected `{expected}` in {err}");
+        assert!(!run.join("metrics.jsonl").exists(), "{set}: the run started");
+    }
+}
+
+#[test]
+fn zero_sizes_on_the_command_line_are_refused() {
+    let setup = tiny_setup(24);
+    let best = trained_run(&setup).join("best");
+    let (best, data) = (best.to_str().unwrap(), setup.path("test.jsonl"));
+    let data = data.to_str().unwrap();
+    let cases: [&[&str]; 5] = [
+        &["eval", "--model", best, "--data", data, "--batch-size", "0"],
+        &["predict", "--model", best, "--input", data, "--batch-size", "0"],
+        &["bench", "forward", "--smoke", "--reps", "0"],
+        &["bench", "meta", "--smoke", "--aux", "0"],
+        &["demo", "--model", best, "--task", data, "--steps", "0"],
+    ];
+    for args in cases {
+        let out = tartan(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("must be at least 1"), "{args:?}: {err}");
+    }
+    success(&tartan(&["eval", "--model", best, "--data", data, "--batch-size", "1"]));
+}
+
+#[test]
+fn a_holdout_as_large_as_the_training_set_is_an_error() {
+    let setup = tiny_setup(25);
+    let extra = [
+        "strategy=\"meta-tartan\"",
+        "meta.source=\"train-holdout\"",
+        "meta.holdout=400",
+        "train.max_steps=3",
+        &aux_set(&setup.path("related.txt")),
+    ];
+    let err = failure(&train(&tiny_sets(&setup, &setup.path("run"), &extra), &[]));
+    assert!(err.contains("meta.holdout = 400 would hold out all 400 training examples"), "{err}");
+}
+
+/// A FIFO would block the open and /dev/zero never ends: both must be refused at once, as
+/// must a folder; an end-task file too large to read into memory is refused unread.
+#[test]
+fn data_and_corpora_must_be_regular_files_of_a_sane_size() {
+    let setup = tiny_setup(26);
+    let fifo = setup.path("fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let folder = setup.path("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    let huge = setup.path("huge.jsonl");
+    std::fs::File::create(&huge).unwrap().set_len(5 << 30).unwrap();
+    let zero = Path::new("/dev/zero");
+    let aux_case = |file: &Path| vec!["strategy=\"mt-tartan\"".to_string(), aux_set(file)];
+    let train_case = |file: &Path| vec![format!("task.train={}", file.display())];
+    let cases: [(Vec<String>, String); 6] = [
+        (
+            aux_case(&fifo),
+            format!("auxiliary corpus `odd`: {} is a FIFO (named pipe), not a regular file", fifo.display()),
+        ),
+        (aux_case(zero), "auxiliary corpus `odd`: /dev/zero is a character device, not a regular file".into()),
+        (aux_case(&folder), format!("auxiliary corpus `odd`: {} is a folder, not a regular file", folder.display())),
+        (train_case(&fifo), format!("{} is a FIFO (named pipe), not a regular file", fifo.display())),
+        (train_case(&folder), format!("{} is a folder, not a regular file", folder.display())),
+        (train_case(&huge), format!("{} is 5.0 GiB, more than the 4.0 GiB allowed", huge.display())),
+    ];
+    for (i, (extra, expected)) in cases.into_iter().enumerate() {
+        let mut all = vec!["train.max_steps=3".to_string()];
+        all.extend(extra);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let args = crate::common::bin::train_args(&tiny_sets(&setup, &setup.path(&format!("run{i}")), &refs), &[]);
+        let command = crate::common::bin::command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = failure(&run_within(command, Duration::from_secs(60)));
+        assert!(err.contains(&expected), "expected `{expected}` in {err}");
+    }
+}
+
+#[test]
+fn a_corpus_without_a_maskable_token_is_an_error_naming_it() {
+    let setup = tiny_setup(27);
+    let emoji = setup.path("emoji.txt");
+    std::fs::write(&emoji, "😀 🎉\n🙂\n\n🙃 🙃 🙃\n").unwrap();
+    let extra = ["strategy=\"mt-tartan\"", "train.max_steps=3", &aux_set(&emoji)];
+    let err = failure(&train(&tiny_sets(&setup, &setup.path("run"), &extra), &[]));
+    let expected = format!("auxiliary corpus `odd` ({}) has no line with a token to mask", emoji.display());
+    assert!(err.contains(&expected), "{err}");
+}
+
+#[test]
+fn report_into_an_existing_file_names_it() {
+    let setup = tiny_setup(28);
+    let run = trained_run(&setup);
+    let file = setup.path("report.md");
+    std::fs::write(&file, "mine").unwrap();
+    let err = failure(&tartan(&["report", run.to_str().unwrap(), "--output", file.to_str().unwrap()]));
+    assert!(err.contains(&format!("{} is a file", file.display())), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+}
+
+#[test]
+fn boolean_labels_are_accepted_and_the_message_says_so() {
+    let setup = tiny_setup(29);
+    let data = setup.path("bool.jsonl");
+    let rows: String = (0..40)
+        .map(|i| format!("{{\"text\": \"amber{} basil{}\", \"label\": {}}}\n", i % 16, i % 7, i % 2 == 0))
+        .collect();
+    std::fs::write(&data, &rows).unwrap();
+    let files = [format!("task.train={}", data.display()), format!("task.dev={}", data.display())];
+    let extra = [files[0].as_str(), files[1].as_str(), "train.max_steps=2"];
+    let sets = |run: &str| {
+        let mut sets = tiny_sets(&setup, &setup.path(run), &extra);
+        sets.retain(|s| !s.starts_with("task.test"));
+        sets
+    };
+    success(&train(&sets("run"), &[]));
+    let labels = std::fs::read_to_string(setup.path("run/best/tartan.json")).unwrap();
+    assert!(labels.contains("\"false\"") && labels.contains("\"true\""), "{labels}");
+
+    std::fs::write(&data, rows + "{\"text\": \"amber1\", \"label\": null}\n").unwrap();
+    let err = failure(&train(&sets("again"), &[]));
+    assert!(err.contains("bool.jsonl:41: `label` must be a string, a number or a boolean, got `null`"), "{err}");
+}
+
+/// A run that diverges before its first checkpoint must not claim one is kept.
+#[test]
+fn a_run_diverging_before_its_first_checkpoint_says_none_was_saved() {
+    let setup = tiny_setup(30);
+    let run = setup.path("run");
+    let extra = [
+        "train.max_steps=40",
+        "eval.every_steps=25",
+        "train.clip_norm=0",
+        "train.lr=1e30",
+        "train.head_lr=1e30",
+        "train.warmup_ratio=0",
+    ];
+    let err = failure(&train(&tiny_sets(&setup, &run, &extra), &[]));
+    assert!(err.contains("non-finite") && err.contains("no checkpoint was saved"), "{err}");
+    assert!(!err.contains("checkpoint is kept") && !err.contains("train.lr"), "{err}");
+    assert!(crate::common::latest_checkpoint(&run).is_none());
 }

@@ -23,8 +23,15 @@ fn corpus_cache_is_reused_and_invalidated_when_the_file_changes() {
     let c = Corpus::open("c", &file, &p.tokenizer, 32, &cache).unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 4);
-    let truncated = Corpus::open("c", &file, &p.tokenizer, 2, &cache).unwrap();
-    assert_eq!(truncated.get(0).unwrap().len(), 2, "block size truncates");
+    // A block of 3 keeps one word between [CLS] and [SEP] (a block of 2 would keep no word, so
+    // nothing to mask, and the line would be left out).
+    std::fs::write(&file, "amber1 amber2 basil3\n").unwrap();
+    let truncated = Corpus::open("c", &file, &p.tokenizer, 3, &cache).unwrap();
+    assert_eq!(truncated.get(0).unwrap().len(), 3, "block size truncates");
+    // A line of special and unknown tokens only has nothing to mask: it is left out.
+    std::fs::write(&file, "amber1 😀\n😀 🎉\n").unwrap();
+    let c = Corpus::open("c", &file, &p.tokenizer, 32, &cache).unwrap();
+    assert_eq!(c.len(), 1);
     std::fs::write(&file, "\n  \n").unwrap();
     let err = Corpus::open("c", &file, &p.tokenizer, 32, &cache).err().unwrap().to_string();
     assert!(err.contains("no non-empty line"), "{err}");

@@ -1,11 +1,16 @@
-//! Faults through the real binary: Ctrl-C saves and exits cleanly, `kill -9` loses only the
-//! steps since the last checkpoint, and both resume.
+//! Faults through the real binary: Ctrl-C, SIGTERM and SIGHUP save and exit cleanly, `kill -9`
+//! loses only the steps since the last checkpoint, and all resume with every step logged once.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use crate::common::bin::{checkpoint_step, logged_steps, signal, spawn, wait_for};
 use crate::common::latest_checkpoint;
 use crate::common::tiny::{TinySetup, tiny_setup};
+
+fn train_steps(run: &std::path::Path) -> usize {
+    logged_steps(run).len()
+}
 
 fn config(setup: &TinySetup, run: &str) -> std::path::PathBuf {
     let p = |n: &str| setup.path(n).display().to_string();
@@ -21,31 +26,6 @@ fn config(setup: &TinySetup, run: &str) -> std::path::PathBuf {
     path
 }
 
-use tartan::train::records::{Record, read_records};
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tartan")).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
-}
-
-fn train_steps(run: &std::path::Path) -> usize {
-    read_records(run).unwrap_or_default().iter().filter(|r| matches!(r, Record::Train { .. })).count()
-}
-
-fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn checkpoint_step(run: &std::path::Path) -> usize {
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(latest_checkpoint(run).unwrap().join("state.json")).unwrap())
-            .unwrap();
-    state["train"]["step"].as_u64().unwrap() as usize
-}
-
 #[test]
 fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
     let setup = tiny_setup(41);
@@ -53,8 +33,7 @@ fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
     let run = setup.path("sigint");
     let child = spawn(&["train", "--config", cfg.to_str().unwrap()]);
     wait_for("30 steps", Duration::from_secs(120), || train_steps(&run) >= 30);
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    signal(&child, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -87,8 +66,40 @@ fn kill_9_loses_at_most_the_steps_since_the_last_checkpoint() {
     );
     let limit = format!("train.max_steps={}", saved + 5);
     let out = spawn(&["train", "--resume", run.to_str().unwrap(), "--set", &limit]).wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert!(run.join("best/model.safetensors").exists());
+    // The killed process could not release its lock: the resume says so and takes it over.
+    assert!(stderr.contains("was left locked by a process that ended without releasing it"), "{stderr}");
+    assert_eq!(logged_steps(&run), (1..=saved + 5).collect::<Vec<_>>(), "a step is missing or logged twice");
+}
+
+/// What schedulers and `docker stop` send (SIGTERM) and a closed terminal (SIGHUP) stop a run
+/// as Ctrl-C does: a checkpoint, the resume hint, a non-zero exit; the resumed run logs every
+/// step once.
+#[test]
+fn sigterm_and_sighup_save_a_checkpoint_and_every_step_is_logged_once_after_resume() {
+    let setup = tiny_setup(44);
+    for (name, sig) in [("sigterm", libc::SIGTERM), ("sighup", libc::SIGHUP)] {
+        let cfg = config(&setup, name);
+        let run = setup.path(name);
+        let child = spawn(&["train", "--config", cfg.to_str().unwrap()]);
+        wait_for("25 steps", Duration::from_secs(120), || train_steps(&run) >= 25);
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("interrupted at step") && stderr.contains("--resume"), "{name}: {stderr}");
+        let saved = checkpoint_step(&run);
+        assert!(saved >= 25, "{name}: checkpoint at step {saved}");
+        if sig == libc::SIGHUP {
+            continue;
+        }
+        let limit = format!("train.max_steps={}", saved + 10);
+        let out = spawn(&["train", "--resume", run.to_str().unwrap(), "--set", &limit]).wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(logged_steps(&run), (1..=saved + 10).collect::<Vec<_>>(), "a step is missing or logged twice");
+    }
 }
 
 /// A write that fails for lack of space (simulated with a file-size limit, `ulimit -f`) is an
@@ -107,7 +118,7 @@ fn a_full_disk_is_an_error_and_keeps_the_previous_checkpoint() {
     // Ignore SIGXFSZ so an over-limit write fails with EFBIG, as on a full disk.
     let script = format!(
         "trap '' XFSZ; ulimit -f 100; exec {} train --resume {} --set train.max_steps=40",
-        env!("CARGO_BIN_EXE_tartan"),
+        crate::common::bin::binary().display(),
         run.display()
     );
     let out = Command::new("bash").arg("-c").arg(&script).output().unwrap();

@@ -15,6 +15,7 @@ use tartan::optim::GradBuffer;
 use tartan::params::param_paths;
 use tartan::train::pretrained::Pretrained;
 use tartan::train::records::{Record, read_records};
+use tartan::train::strategy::Start;
 use tartan::weighting::Weighting;
 use tartan::weighting::meta::{MetaTartan, dev_features, fit_dev_head};
 
@@ -209,11 +210,11 @@ fn final_weights(run: &std::path::Path) -> HashMap<String, f64> {
 fn meta_tartan_weights_the_related_corpus_above_noise() {
     let setup = tiny_setup(15);
     let cfg = config(&setup, "meta", &["strategy=\"meta-tartan\"", "meta.lr=0.1", "train.log_every=1"]);
-    let meta = tartan::train::strategy::run(&cfg, false).unwrap();
+    let meta = tartan::train::strategy::run(&cfg, Start::Fresh).unwrap();
     let w = final_weights(&setup.path("meta"));
     assert!(w["related"] > w["noise"] + 0.1, "weights {w:?}");
     let cfg = config(&setup, "finetune", &[]);
-    let finetune = tartan::train::strategy::run(&cfg, false).unwrap();
+    let finetune = tartan::train::strategy::run(&cfg, Start::Fresh).unwrap();
     let (m, f) = (meta.test.unwrap().accuracy, finetune.test.unwrap().accuracy);
     assert!(m > f + 0.1, "META-TARTAN test accuracy {m} is not clearly above fine-tuning's {f}");
 }
@@ -222,7 +223,7 @@ fn meta_tartan_weights_the_related_corpus_above_noise() {
 fn pretrain_then_finetune_runs_each_phase_and_resume_skips_finished_ones() {
     let setup = tiny_setup(16);
     let cfg = config(&setup, "tapt", &["strategy=\"pretrain-finetune\"", "pretrain.steps=20", "train.max_steps=30"]);
-    let result = tartan::train::strategy::run(&cfg, false).unwrap();
+    let result = tartan::train::strategy::run(&cfg, Start::Fresh).unwrap();
     assert_eq!(result.steps, 30);
     for corpus in ["related", "noise"] {
         let dir = setup.path("tapt").join(format!("pretrain-{corpus}"));
@@ -235,6 +236,6 @@ fn pretrain_then_finetune_runs_each_phase_and_resume_skips_finished_ones() {
     }
     // The second phase starts from the first phase's model, the main phase from the last.
     assert!(std::fs::read_to_string(setup.path("tapt/pretrain-noise/config.toml")).is_ok());
-    let again = tartan::train::strategy::run(&cfg, true).unwrap();
+    let again = tartan::train::strategy::run(&cfg, Start::Resume).unwrap();
     assert_eq!(again.test, result.test);
 }

@@ -10,7 +10,7 @@ use tartan::train::evaluate::evaluate;
 use tartan::train::plan::Phase;
 use tartan::train::records::{Record, read_records};
 use tartan::train::saved_model::load_model;
-use tartan::train::strategy;
+use tartan::train::strategy::{self, Start};
 use tartan::train::trainer::Trainer;
 
 #[test]
@@ -178,7 +178,7 @@ fn the_final_stage_replaces_best_only_when_dev_improves() {
     let base = ["train.max_steps=3", "eval.every_steps=3", "final_finetune.epochs=2", "final_finetune.patience=5"];
     let run = setup.path("improves");
     let cfg = tiny_config(&setup, &run, &[&base[..], &["final_finetune.lr=5e-3"]].concat());
-    let result = strategy::run(&cfg, false).unwrap();
+    let result = strategy::run(&cfg, Start::Fresh).unwrap();
     let last = result.final_finetune.clone().expect("the final stage ran");
     let main_dev = main_dev_accuracies(&run)[0];
     assert!(last.best_step.is_some(), "the final stage did not improve dev from {main_dev}");
@@ -193,7 +193,7 @@ fn the_final_stage_replaces_best_only_when_dev_improves() {
     // At a learning rate too small to change anything, dev cannot improve: best/ stays.
     let run = setup.path("same");
     let cfg = tiny_config(&setup, &run, &[&base[..], &["final_finetune.lr=1e-12"]].concat());
-    let result = strategy::run(&cfg, false).unwrap();
+    let result = strategy::run(&cfg, Start::Fresh).unwrap();
     assert_eq!(result.final_finetune.as_ref().unwrap().best_step, None);
     let main_dev = main_dev_accuracies(&run)[0];
     assert_eq!(result.dev.as_ref().unwrap().accuracy, main_dev);
@@ -253,7 +253,8 @@ fn mlm_warmup_fits_the_head_alone_and_stops_at_the_plateau() {
 fn test_is_scored_once_on_the_best_model_when_eval_test_is_off() {
     let setup = tiny_setup(8);
     let run = setup.path("once");
-    let result = strategy::run(&tiny_config(&setup, &run, &["train.max_steps=50", "eval.test=false"]), false).unwrap();
+    let result =
+        strategy::run(&tiny_config(&setup, &run, &["train.max_steps=50", "eval.test=false"]), Start::Fresh).unwrap();
     let records = read_records(&run).unwrap();
     let test_scores = records.iter().filter(|r| matches!(r, Record::Eval { split, .. } if split == "test")).count();
     assert_eq!(test_scores, 1, "{records:?}");

@@ -1,6 +1,7 @@
 //! Helpers for tests that read `../shared` (or `$TARTAN_SHARED`).
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod tiny;
 
 use std::collections::HashMap;
