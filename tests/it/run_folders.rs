@@ -101,8 +101,15 @@ fn deeper_model(setup: &TinySetup) -> std::path::PathBuf {
     let config = ModelConfig::tiny_bert(tokenizer.vocab_size(), 32, 3, 4, 64);
     let device = burn::tensor::Device::flex();
     let dir = setup.path("deeper");
-    save_pretrained(&dir, &Bert::new(&config, &device), Some(&MlmHead::new(&config, &device)), &config, &tokenizer, None)
-        .unwrap();
+    save_pretrained(
+        &dir,
+        &Bert::new(&config, &device),
+        Some(&MlmHead::new(&config, &device)),
+        &config,
+        &tokenizer,
+        None,
+    )
+    .unwrap();
     dir
 }
 
