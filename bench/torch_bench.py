@@ -24,17 +24,13 @@ threads, workload. The inputs and the work are those of src/cli/bench.rs:
 
     bench/torch_bench.py step --threads 2 --reps 5     # installs ../torch-venv if missing
 """
-import argparse, json, math, os, resource, subprocess, sys, time
+import argparse, json, math, os, resource, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-VENV = os.path.join(os.path.dirname(REPO), "torch-venv")
-if os.path.realpath(sys.prefix) != os.path.realpath(VENV):
-    py = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(py):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-        subprocess.check_call([os.path.join(VENV, "bin", "pip"), "install", "torch==2.13.0", "transformers", "tokenizers"])
-    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+from torch_venv import reexec_in_venv
+
+reexec_in_venv(__file__)
 
 SHARED = os.environ.get("TARTAN_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

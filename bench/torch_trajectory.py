@@ -11,17 +11,13 @@ every parameter moved after the last step. tests/it/parity.rs replays it.
 
     bench/torch_trajectory.py        # installs ../torch-venv if missing, then runs in it
 """
-import json, math, os, subprocess, sys
+import json, math, os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-VENV = os.path.join(os.path.dirname(REPO), "torch-venv")
-if os.path.realpath(sys.prefix) != os.path.realpath(VENV):
-    py = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(py):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-        subprocess.check_call([os.path.join(VENV, "bin", "pip"), "install", "torch==2.13.0", "transformers", "tokenizers"])
-    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+from torch_venv import reexec_in_venv
+
+reexec_in_venv(__file__)
 
 import torch, torch.nn as nn, torch.nn.functional as F
 from tokenizers import Tokenizer
