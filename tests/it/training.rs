@@ -7,6 +7,7 @@ use burn::tensor::Device;
 use tartan::data::task::Split;
 use tartan::train::checkpoints::checkpoints;
 use tartan::train::evaluate::evaluate;
+use tartan::train::metrics::Scores;
 use tartan::train::plan::Phase;
 use tartan::train::records::{Record, read_records};
 use tartan::train::saved_model::load_model;
@@ -31,12 +32,7 @@ fn finetune_learns_and_the_saved_model_reloads() {
     assert!(records.iter().any(|r| matches!(r, Record::Eval { .. })), "no evaluation logged");
 
     // The best checkpoint loads back and scores exactly as the run reported.
-    let device = Device::flex();
-    let saved = load_model(&run.join("best"), &device).unwrap();
-    let split =
-        Split::load(&setup.path("test.jsonl"), &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)
-            .unwrap();
-    let again = evaluate(&saved.model.valid(), &split, &saved.labels, 64, saved.pretrained.tokenizer.pad_id, &device);
+    let again = best_scores_on(&setup, &run, "test.jsonl");
     assert_eq!(again.accuracy, test.accuracy);
     assert_eq!(again.confusion, test.confusion);
 }
@@ -160,13 +156,14 @@ fn main_dev_accuracies(run: &std::path::Path) -> Vec<f64> {
         .collect()
 }
 
-fn dev_accuracy_of_best(setup: &crate::common::tiny::TinySetup, run: &std::path::Path) -> f64 {
+/// Scores of the run's `best/` model, reloaded from disk, on the setup's `split_file`.
+fn best_scores_on(setup: &crate::common::tiny::TinySetup, run: &std::path::Path, split_file: &str) -> Scores {
     let device = Device::flex();
     let saved = load_model(&run.join("best"), &device).unwrap();
     let split =
-        Split::load(&setup.path("dev.jsonl"), &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)
+        Split::load(&setup.path(split_file), &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)
             .unwrap();
-    evaluate(&saved.model.valid(), &split, &saved.labels, 64, saved.pretrained.tokenizer.pad_id, &device).accuracy
+    evaluate(&saved.model.valid(), &split, &saved.labels, 64, saved.pretrained.tokenizer.pad_id, &device)
 }
 
 #[test]
@@ -184,7 +181,7 @@ fn the_final_stage_replaces_best_only_when_dev_improves() {
     assert!(last.best_step.is_some(), "the final stage did not improve dev from {main_dev}");
     let dev = result.dev.as_ref().unwrap().accuracy;
     assert!(dev > main_dev, "run result {dev} is not the improved {main_dev}");
-    assert_eq!(dev, dev_accuracy_of_best(&setup, &run), "best/ is not the final stage's model");
+    assert_eq!(dev, best_scores_on(&setup, &run, "dev.jsonl").accuracy, "best/ is not the final stage's model");
     assert!(run.join("final-finetune/results.json").exists());
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
@@ -197,7 +194,7 @@ fn the_final_stage_replaces_best_only_when_dev_improves() {
     assert_eq!(result.final_finetune.as_ref().unwrap().best_step, None);
     let main_dev = main_dev_accuracies(&run)[0];
     assert_eq!(result.dev.as_ref().unwrap().accuracy, main_dev);
-    assert_eq!(dev_accuracy_of_best(&setup, &run), main_dev);
+    assert_eq!(best_scores_on(&setup, &run, "dev.jsonl").accuracy, main_dev);
 }
 
 /// The MLM-head warm-up trains the MLM head alone (encoder and classifier come out of it
@@ -258,11 +255,5 @@ fn test_is_scored_once_on_the_best_model_when_eval_test_is_off() {
     let records = read_records(&run).unwrap();
     let test_scores = records.iter().filter(|r| matches!(r, Record::Eval { split, .. } if split == "test")).count();
     assert_eq!(test_scores, 1, "{records:?}");
-    let device = Device::flex();
-    let saved = load_model(&run.join("best"), &device).unwrap();
-    let split =
-        Split::load(&setup.path("test.jsonl"), &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)
-            .unwrap();
-    let again = evaluate(&saved.model.valid(), &split, &saved.labels, 64, saved.pretrained.tokenizer.pad_id, &device);
-    assert_eq!(result.test.unwrap().accuracy, again.accuracy);
+    assert_eq!(result.test.unwrap().accuracy, best_scores_on(&setup, &run, "test.jsonl").accuracy);
 }
