@@ -160,9 +160,8 @@ fn main_dev_accuracies(run: &std::path::Path) -> Vec<f64> {
 fn best_scores_on(setup: &crate::common::tiny::TinySetup, run: &std::path::Path, split_file: &str) -> Scores {
     let device = Device::flex();
     let saved = load_model(&run.join("best"), &device).unwrap();
-    let split =
-        Split::load(&setup.path(split_file), &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)
-            .unwrap();
+    let split = Split::load(&setup.path(split_file), &saved.labels, &saved.pretrained.tokenizer, saved.info.max_length)
+        .unwrap();
     evaluate(&saved.model.valid(), &split, &saved.labels, 64, saved.pretrained.tokenizer.pad_id, &device)
 }
 
