@@ -29,10 +29,9 @@ use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_e
 use burn::module::{Module, Param};
 use burn::tensor::activation;
 use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
-
-use super::precision::full;
 use rayon::prelude::*;
 
+use super::precision::full;
 use crate::simd::{self, multiversion};
 
 /// The fused ops; see the module documentation.

@@ -2,9 +2,10 @@
 //! so bf16 is explicit casts at the few places that decide it: [`Precision::linear`] and
 //! [`Precision::matmul`] cast their operands to the compute dtype, and [`full`] brings a result
 //! back to f32. Everything else stays f32 as torch's autocast keeps it: the parameters and
-//! AdamW's moments (the master weights), the residual stream, embeddings, softmax, LayerNorm,
-//! GELU (the fused kernels widen their input), the classification head and the losses, and so
-//! everything META-TARTAN does with gradients. A cast is differentiated by casting the gradient
+//! AdamW's moments (the master weights), the residual stream, softmax, LayerNorm, GELU (the
+//! fused kernels widen their input), the classification head and the losses, and so
+//! everything META-TARTAN does with gradients. The embeddings stay f32 too: a lookup and a sum
+//! going straight into LayerNorm, with no matmul for bf16 to speed up. A cast is differentiated by casting the gradient
 //! back (burn-autodiff's `float_cast`), so each f32 parameter receives an f32 gradient.
 
 use burn::nn::Linear;
@@ -37,7 +38,7 @@ impl Precision {
     }
 
     /// `x` in the compute dtype (no-op when it already is).
-    pub fn cast<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+    fn cast<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         x.cast(self.dtype())
     }
 
