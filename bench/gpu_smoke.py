@@ -360,14 +360,16 @@ def summary(out):
         lines.append(f"| {r['workload']} | {fmt(r['tartan_s'], '.4f', ' s')} | {fmt(r['torch_s'], '.4f', ' s')} | "
                      f"{fmt(r.get('tartan_over_torch'), '.2f')} | {fmt(r.get('tartan_mfu'), '.2%')} | {fmt(r.get('torch_mfu'), '.2%')} | "
                      f"{fmt(r['tartan_gpu_mem_mb'], '.0f')} | {fmt(r['torch_reserved_mb'], '.0f')} | {note} |")
-    par = results.get("parity", {"error": "no result"})
-    if "error" in par:
-        lines += ["", f"CPU vs GPU (tartan, 16x128, dropout off): {par['error']}"]
-    else:
-        lines += ["", f"CPU vs GPU (tartan, 16x128, dropout off): logits rel L2 {par.get('logits_rel_l2'):.2e}, encoder "
-                  f"gradients rel L2 {par.get('grads_rel_l2'):.2e} (worst {par.get('worst_parameter')}: "
-                  f"{par.get('worst_parameter_rel_l2'):.2e}), loss {par.get('loss_cpu')} vs {par.get('loss_device')}: {par.get('verdict')}"]
-    for run in ("train-finetune-200", "train-meta-tartan-200"):
+    lines.append("")
+    for key, what in (("parity", "CPU vs GPU"), ("parity-bf16", "CPU f32 vs GPU bf16")):
+        par = results.get(key, {"error": "no result"})
+        if "error" in par:
+            lines.append(f"{what} (tartan, 16x128, dropout off): {par['error']}")
+        else:
+            lines.append(f"{what} (tartan, 16x128, dropout off): logits rel L2 {par.get('logits_rel_l2'):.2e}, encoder "
+                         f"gradients rel L2 {par.get('grads_rel_l2'):.2e} (worst {par.get('worst_parameter')}: "
+                         f"{par.get('worst_parameter_rel_l2'):.2e}), loss {par.get('loss_cpu')} vs {par.get('loss_device')}: {par.get('verdict')}")
+    for run in ("train-finetune-200", "train-meta-tartan-200", "train-finetune-200-bf16"):
         r = results.get(run)
         if r is None:
             continue

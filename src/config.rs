@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::data::task::{Metric, TaskSection};
 pub use crate::device::DeviceKind;
-pub use crate::model::{HeadInit, ModelSection};
+pub use crate::model::{HeadInit, ModelSection, Precision};
 pub use crate::objectives::mlm::AuxCorpus;
 pub use crate::train::checkpoints::CheckpointSection;
 pub use crate::train::mlm_warmup::{MlmWarmupSection, WarmupMode};
@@ -351,6 +351,15 @@ mod tests {
         assert_eq!(load(MIN, &["device=cuda"]).unwrap().device, DeviceKind::Cuda);
         let err = load(MIN, &["device=gpu"]).unwrap_err().to_string();
         assert!(err.contains("unknown variant `gpu`") && err.contains("`cuda`"), "{err}");
+    }
+
+    #[test]
+    fn precision_is_f32_or_bf16() {
+        assert_eq!(load(MIN, &[]).unwrap().train.precision, Precision::F32);
+        assert_eq!(load(MIN, &["train.precision=bf16"]).unwrap().train.precision, Precision::Bf16);
+        let err = load(&format!("{MIN}[train]\nprecision = \"fp16\"\n"), &[]).unwrap_err().to_string();
+        assert!(err.contains("unknown variant `fp16`") && err.contains("`f32`") && err.contains("`bf16`"), "{err}");
+        assert!(err.contains("train.precision"), "the error names the key: {err}");
     }
 
     #[test]

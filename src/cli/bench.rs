@@ -1,6 +1,7 @@
 //! `tartan bench`: timings of the training step, forward-only evaluation and META-TARTAN
 //! steps on MiniLM with ChemProt batches, on the CPU or a GPU (`--device`), and a check of a
-//! GPU's logits and gradients against the CPU's. One workload per process, so the peak RSS it
+//! GPU's logits and gradients against the CPU's; `--precision bf16` times or checks bf16
+//! compute (`train.precision`). One workload per process, so the peak RSS it
 //! reports (VmHWM) belongs to that workload alone.
 
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use crate::data::read_jsonl;
 use crate::device::DeviceKind;
 use crate::loss::cross_entropy;
 use crate::model::weights::hf_grads;
-use crate::model::{ClassificationHead, EncoderInput, TartanModel, set_dropout};
+use crate::model::{ClassificationHead, EncoderInput, Precision, TartanModel, set_dropout};
 use crate::optim::GradBuffer;
 use crate::optim::{AdamW, AdamWConfig, Group, ParamGroups};
 use crate::params::TensorMap;
@@ -80,6 +81,10 @@ pub struct BenchArgs {
     /// Where to compute.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
+    /// What the encoder's matmuls compute in (`train.precision`); `parity` runs the device in
+    /// it against the CPU in f32.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -107,6 +112,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     report["workload"] = name.into();
     report["device"] = args.device.name().into();
+    report["precision"] = args.precision.name().into();
     report["peak_rss_mb"] = peak_rss_mb().into();
     report["threads"] = cpu_threads().into();
     println!("{report}");
@@ -150,7 +156,7 @@ fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64
     device.seed(0);
     let (encoder, _) = p.load(false, &device)?;
     let classifier = ClassificationHead::new(p.config.hidden_size, 13, 0.1, &device);
-    let mut model = TartanModel::new(encoder, classifier, None);
+    let mut model = TartanModel::new(encoder, classifier, None).with_precision(args.precision);
     let groups = ParamGroups::new(&model, |_| 0);
     let g = Group { lr: 5e-5, weight_decay: 0.01 };
     let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, groups: vec![g] });
@@ -189,9 +195,9 @@ fn parity(args: &BenchArgs, batch: usize, len: usize) -> Result<serde_json::Valu
     cpu.seed(0);
     // One head, made on the CPU and copied over: random initialisation differs by backend.
     let head = ClassificationHead::new(p.config.hidden_size, 13, 0.0, &cpu);
-    let run = |device: &Device| -> Result<Outputs> {
+    let run = |device: &Device, precision: Precision| -> Result<Outputs> {
         let (encoder, _) = p.load(false, device)?;
-        let encoder = set_dropout(encoder, false);
+        let encoder = set_dropout(encoder, false).with_precision(precision);
         let head = head.clone().to_device(device);
         let logits = head.forward(encoder.forward(&EncoderInput::pad(&seqs, p.tokenizer.pad_id, device)));
         let loss = cross_entropy(logits.clone(), labels_tensor(&labels, device));
@@ -199,7 +205,7 @@ fn parity(args: &BenchArgs, batch: usize, len: usize) -> Result<serde_json::Valu
         let logits = logits.into_data().try_into_vec::<f32>().map_err(|e| anyhow!("logits: {e:?}"))?;
         Ok((logits, loss.into_scalar::<f32>(), grads))
     };
-    let (want, got) = (run(&cpu)?, run(&target)?);
+    let (want, got) = (run(&cpu, Precision::F32)?, run(&target, args.precision)?);
     let (mut diff, mut norm, mut worst) = (0.0, 0.0, (0.0, String::new()));
     for (key, (_, g)) in &got.2 {
         let (_, w) = want.2.get(key).with_context(|| format!("no CPU gradient for {key}"))?;
@@ -241,6 +247,7 @@ fn train_epoch(args: &BenchArgs, len: usize) -> Result<f64> {
     cfg.train.log_every = 1_000_000;
     cfg.eval.every_steps = 1_000_000;
     cfg.device = args.device;
+    cfg.train.precision = args.precision;
     cfg.validate()?;
     let mut trainer = Trainer::new(cfg.clone(), Phase::Main, false)?;
     let steps = trainer.total_steps();
@@ -260,7 +267,8 @@ fn eval_throughput(args: &BenchArgs, len: usize) -> Result<f64> {
     let start = Instant::now();
     let ids = p.tokenizer.encode_batch(&refs, len)?;
     let (encoder, _) = p.load(false, &device)?;
-    let model = TartanModel::new(encoder, ClassificationHead::new(p.config.hidden_size, 13, 0.0, &device), None);
+    let model = TartanModel::new(encoder, ClassificationHead::new(p.config.hidden_size, 13, 0.0, &device), None)
+        .with_precision(args.precision);
     crate::train::evaluate::predict_probs(&model.valid(), &ids, 64, p.tokenizer.pad_id, &device);
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
@@ -304,6 +312,7 @@ fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64>> {
     cfg.eval.test = false;
     // Fitting the fresh MLM head first only delays the timed steps (up to 1,000 forward passes).
     cfg.mlm_warmup.mode = WarmupMode::Off;
+    cfg.train.precision = args.precision;
     cfg.meta.dev_batch = if args.smoke { 4 } else { 64 };
     cfg.meta.dev_head_sample = if args.smoke { 4 } else { 32 };
     cfg.aux = (0..args.aux)

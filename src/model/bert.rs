@@ -10,6 +10,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::config::{Family, ModelConfig};
 use super::dropout::{Dropout, DropoutSeed};
 use super::kernels::{self, LayerNorm};
+use super::precision::{Precision, full};
 
 /// One padded batch as the encoder sees it; masks are 1 for tokens and 0 for padding.
 #[derive(Debug, Clone)]
@@ -107,16 +108,17 @@ pub struct SelfAttention {
 
 impl SelfAttention {
     /// `mask_bias` is 0 for tokens and a large negative number for padding, shape `[b, 1, 1, s]`.
-    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+    /// The result is in `p`'s compute dtype; the softmax is f32 whatever `p`.
+    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>, p: Precision) -> Tensor<3> {
         let [b, s, h] = x.dims();
         let head_dim = h / self.num_heads;
         let split = |t: Tensor<3>| t.reshape([b, s, self.num_heads, head_dim]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
-        let scores = q.matmul(k.transpose());
+        let q = split(p.linear(&self.query, x.clone()));
+        let k = split(p.linear(&self.key, x.clone()));
+        let v = split(p.linear(&self.value, x));
+        let scores = p.matmul(q, k.transpose());
         let probs = self.dropout.forward(kernels::attention_softmax(scores, mask_bias, 1.0 / (head_dim as f64).sqrt()));
-        probs.matmul(v).swap_dims(1, 2).reshape([b, s, h])
+        p.matmul(probs, v).swap_dims(1, 2).reshape([b, s, h])
     }
 }
 
@@ -137,8 +139,9 @@ impl ResidualOutput {
         }
     }
 
-    fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        self.LayerNorm.forward(self.dropout.forward(self.dense.forward(x)) + residual)
+    /// The dense layer in `p`'s compute dtype; dropout, residual and LayerNorm in f32.
+    fn forward(&self, x: Tensor<3>, residual: Tensor<3>, p: Precision) -> Tensor<3> {
+        self.LayerNorm.forward(self.dropout.forward(full(p.linear(&self.dense, x))) + residual)
     }
 }
 
@@ -179,11 +182,11 @@ impl Layer {
         }
     }
 
-    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
-        let attended = self.attention.self_.forward(x.clone(), mask_bias);
-        let x = self.attention.output.forward(attended, x);
-        let inner = kernels::gelu(self.intermediate.dense.forward(x.clone()));
-        self.output.forward(inner, x)
+    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>, p: Precision) -> Tensor<3> {
+        let attended = self.attention.self_.forward(x.clone(), mask_bias, p);
+        let x = self.attention.output.forward(attended, x, p);
+        let inner = kernels::gelu(p.linear(&self.intermediate.dense, x.clone()));
+        self.output.forward(inner, x, p)
     }
 }
 
@@ -197,6 +200,9 @@ pub struct Encoder {
 pub struct Bert {
     pub embeddings: Embeddings,
     pub encoder: Encoder,
+    /// What the layers' matmuls compute in (`train.precision`); the output is f32 either way.
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl Bert {
@@ -207,7 +213,17 @@ impl Bert {
         Self {
             embeddings: Embeddings::new(c, &seed, device),
             encoder: Encoder { layer: (0..c.num_hidden_layers).map(|_| Layer::new(c, &seed, device)).collect() },
+            precision: Precision::F32,
         }
+    }
+
+    /// This encoder computing in `precision`; its parameters stay f32.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Self { precision, ..self }
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The mask stream of this encoder's dropouts.
@@ -237,7 +253,7 @@ impl Bert {
         let mask_bias = attention_bias(&input.attention_mask);
         for layer in &self.encoder.layer {
             each_but_last(&x);
-            x = layer.forward(x, mask_bias.clone());
+            x = layer.forward(x, mask_bias.clone(), self.precision);
         }
         x
     }

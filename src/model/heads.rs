@@ -8,9 +8,11 @@ use super::bert::{layer_norm, linear};
 use super::config::ModelConfig;
 use super::dropout::{Dropout, DropoutSeed};
 use super::kernels::{self, LayerNorm};
+use super::precision::{Precision, full};
 
 /// TARTAN's end-task head: CLS of the last layer -> dropout -> Linear(h, h) + tanh -> dropout ->
-/// Linear(h, n_labels). Names follow `RobertaClassificationHead`.
+/// Linear(h, n_labels). Names follow `RobertaClassificationHead`. It computes in f32 whatever
+/// `train.precision`: two small matmuls on one vector per example, feeding the loss.
 ///
 /// Both Linear layers start as `torch.nn.Linear` does (weights and biases uniform in
 /// ±1/sqrt(fan_in)), which is what the reference's allennlp head and the PyTorch fine-tune
@@ -78,14 +80,21 @@ impl MlmHead {
 
     /// Vocabulary logits `[n, vocab]` at the `positions` (flat indices into `batch * seq`).
     /// Only the masked positions go through the decoder, which is where the cost is.
-    pub fn forward_at(&self, hidden: Tensor<3>, positions: Tensor<1, Int>, word_embeddings: Tensor<2>) -> Tensor<2> {
+    pub fn forward_at(
+        &self,
+        hidden: Tensor<3>,
+        positions: Tensor<1, Int>,
+        word_embeddings: Tensor<2>,
+        p: Precision,
+    ) -> Tensor<2> {
         let [b, s, h] = hidden.dims();
-        self.forward_picked(hidden.reshape([b * s, h]).select(0, positions), word_embeddings)
+        self.forward_picked(hidden.reshape([b * s, h]).select(0, positions), word_embeddings, p)
     }
 
-    /// Vocabulary logits `[n, vocab]` from the hidden states `[n, hidden]` of masked positions.
-    pub fn forward_picked(&self, picked: Tensor<2>, word_embeddings: Tensor<2>) -> Tensor<2> {
-        let x = self.layer_norm.forward(kernels::gelu(self.dense.forward(picked)));
-        x.matmul(word_embeddings.transpose()) + self.bias.val().unsqueeze::<2>()
+    /// Vocabulary logits `[n, vocab]` (f32) from the hidden states `[n, hidden]` of masked
+    /// positions; the dense layer and the decoder compute in `p`'s dtype.
+    pub fn forward_picked(&self, picked: Tensor<2>, word_embeddings: Tensor<2>, p: Precision) -> Tensor<2> {
+        let x = self.layer_norm.forward(kernels::gelu(p.linear(&self.dense, picked)));
+        full(p.matmul(x, word_embeddings.transpose())) + self.bias.val().unsqueeze::<2>()
     }
 }

@@ -8,8 +8,10 @@
 //! plus a handwritten backward registered with burn-autodiff's `Backward` / `OpsKind`). The
 //! tensor-level functions ([`gelu`], [`attention_softmax`], [`LayerNorm`]) call the extension
 //! on f32 flex tensors and fall back to the plain burn composition on any other backend (the
-//! `cuda` feature) or dtype; `tests/it/kernels.rs` checks values and gradients against that
-//! composition.
+//! `cuda` feature); `tests/it/kernels.rs` checks values and gradients against that
+//! composition. All three compute in f32 and return f32 whatever their input's dtype: a bf16
+//! input (`train.precision = "bf16"`) is widened first, as autocast keeps these ops in f32
+//! (bf16's 8-bit mantissa loses the small differences that softmax and LayerNorm are about).
 //!
 //! burn-autodiff composes softmax (max, sub, exp, sum, div) and LayerNorm (~8 ops) out of
 //! separately differentiated operations, each a full pass that allocates and whose backward is
@@ -29,6 +31,7 @@ use burn::tensor::activation;
 use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::precision::full;
 use crate::simd::{self, multiversion};
 
 /// The fused ops; see the module documentation.
@@ -53,17 +56,19 @@ fn fusable<const D: usize>(x: &Tensor<D>) -> bool {
     x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
-/// Exact GELU, `x * 0.5 * (1 + erf(x / sqrt 2))`.
+/// Exact GELU, `x * 0.5 * (1 + erf(x / sqrt 2))`, in f32.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let x = full(x);
     if !fusable(&x) {
         return activation::gelu(x);
     }
     Tensor::from_dispatch(Dispatch::fused_gelu(x.into_dispatch()))
 }
 
-/// `softmax(scores * scale + bias, 3)`, the attention probabilities, with `bias` the additive
-/// padding mask `[b, 1, 1, k]`.
+/// `softmax(scores * scale + bias, 3)`, the attention probabilities in f32, with `bias` the
+/// additive padding mask `[b, 1, 1, k]`.
 pub fn attention_softmax(scores: Tensor<4>, bias: Tensor<4>, scale: f64) -> Tensor<4> {
+    let (scores, bias) = (full(scores), full(bias));
     let [b, _, _, k] = scores.dims();
     assert_eq!(bias.dims(), [b, 1, 1, k], "attention bias must be [batch, 1, 1, keys]");
     if !fusable(&scores) || !fusable(&bias) {
@@ -92,7 +97,9 @@ impl LayerNorm {
         }
     }
 
+    /// LayerNorm of `x`, in f32.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let x = full(x);
         let (gamma, beta) = (self.gamma.val(), self.beta.val());
         if !fusable(&x) || !fusable(&gamma) || !fusable(&beta) {
             return layer_norm_composed(x, gamma, beta, self.epsilon);

@@ -7,6 +7,7 @@ pub mod export;
 pub mod heads;
 pub mod hub;
 pub mod kernels;
+pub mod precision;
 pub mod weights;
 
 use anyhow::{Result, bail};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use bert::{Bert, EncoderInput};
 pub use config::{Family, ModelConfig};
 pub use heads::{ClassificationHead, MlmHead};
+pub use precision::Precision;
 
 use crate::validate::{at_least_one, fraction};
 
@@ -74,6 +76,12 @@ impl TartanModel {
     pub fn new(encoder: Bert, mut classifier: ClassificationHead, mlm: Option<MlmHead>) -> Self {
         classifier.dropout.seed = encoder.dropout_seed().clone();
         Self { encoder, classifier, mlm }
+    }
+
+    /// This model computing in `precision` (the encoder's matmuls and, through it, the MLM
+    /// head's); the parameters stay f32.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Self { encoder: self.encoder.with_precision(precision), ..self }
     }
 
     /// Starts the dropout masks of a training step: they depend on `seed` alone.

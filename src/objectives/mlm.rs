@@ -133,7 +133,7 @@ impl MaskedLm {
         let hidden = frozen.forward(&batch.input);
         let picked = hidden.reshape([b * s, frozen.hidden_size()]).select(0, batch.positions.clone());
         let picked = Tensor::<2>::from_data(picked.into_data(), device);
-        Ok(batch.loss(head.forward_picked(picked, word), device))
+        Ok(batch.loss(head.forward_picked(picked, word, frozen.precision()), device))
     }
 }
 
@@ -172,7 +172,7 @@ impl Objective for MaskedLm {
         let batch = self.next_masked(device)?;
         let hidden = model.encoder.forward(&batch.input);
         let word = model.encoder.embeddings.word_embeddings.weight.val();
-        Ok(batch.loss(head.forward_at(hidden, batch.positions.clone(), word), device))
+        Ok(batch.loss(head.forward_at(hidden, batch.positions.clone(), word, model.encoder.precision()), device))
     }
 
     fn stream(&self) -> &BatchStream {

@@ -1,8 +1,8 @@
 //! What a run folder's checkpoints and records depend on, recorded in `fingerprint.json` when
-//! the run starts and compared on resume: the strategy, the model's shape and tokenizer, the
-//! label set, and the text of each auxiliary corpus. Resuming with any of them changed would
-//! load a checkpoint into a model it does not fit, or mix two setups in one run; the refusal
-//! says what changed. Paths, budgets and learning rates are not part of it: a resume may move
+//! the run starts and compared on resume: the strategy, the compute precision, the model's
+//! shape and tokenizer, the label set, and the text of each auxiliary corpus. Resuming with any
+//! of them changed would load a checkpoint into a model it does not fit, or mix two setups in
+//! one run; the refusal says what changed. Paths, budgets and learning rates are not part of it: a resume may move
 //! files or extend a run.
 
 use std::path::Path;
@@ -16,12 +16,17 @@ use crate::config::RunConfig;
 use crate::data::corpus::content_digest;
 use crate::data::{LabelMap, read_jsonl};
 use crate::fsutil::{sha256_hex, write_atomic};
+use crate::model::Precision;
 
 const FILE: &str = "fingerprint.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
     pub strategy: String,
+    /// `train.precision`: bf16 and f32 runs differ in every number. Fingerprints written
+    /// before the setting existed are f32 runs.
+    #[serde(default)]
+    pub precision: Precision,
     pub model: ModelPrint,
     pub labels: Vec<String>,
     /// The corpora the strategy trains on, in order (none for `finetune`).
@@ -80,7 +85,7 @@ impl Fingerprint {
                 Ok(CorpusPrint { name: a.name.clone(), bytes, sha256 })
             })
             .collect::<Result<_>>()?;
-        Ok(Self { strategy: cfg.strategy.name().to_string(), model, labels, corpora })
+        Ok(Self { strategy: cfg.strategy.name().to_string(), precision: cfg.train.precision, model, labels, corpora })
     }
 
     pub fn write(&self, run_dir: &Path) -> Result<()> {
@@ -123,6 +128,9 @@ impl Fingerprint {
         let mut out = Vec::new();
         if self.strategy != now.strategy {
             out.push(format!("strategy: {} -> {}", self.strategy, now.strategy));
+        }
+        if self.precision != now.precision {
+            out.push(format!("train.precision: {} -> {}", self.precision.name(), now.precision.name()));
         }
         out.extend(self.model.changes_to(&now.model));
         if self.labels != now.labels {
@@ -176,6 +184,7 @@ mod tests {
     fn print() -> Fingerprint {
         Fingerprint {
             strategy: "mt-tartan".into(),
+            precision: Precision::F32,
             model: ModelPrint {
                 family: "bert".into(),
                 vocab_size: 10,
@@ -197,6 +206,7 @@ mod tests {
         assert!(saved.changes_to(&print()).is_empty());
         let mut now = print();
         now.strategy = "meta-tartan".into();
+        now.precision = Precision::Bf16;
         now.model.num_hidden_layers = 3;
         now.model.tokenizer_sha256 = "c".into();
         now.labels.push("z".into());
@@ -205,6 +215,7 @@ mod tests {
             saved.changes_to(&now),
             [
                 "strategy: mt-tartan -> meta-tartan",
+                "train.precision: f32 -> bf16",
                 "model: num_hidden_layers 2 -> 3",
                 "model: its tokenizer.json changed",
                 "labels: x, y -> x, y, z",
@@ -213,5 +224,13 @@ mod tests {
         );
         now.corpora.clear();
         assert_eq!(saved.changes_to(&now).last().unwrap(), "corpora: tapt -> (none)");
+    }
+
+    #[test]
+    fn a_fingerprint_from_before_precision_reads_as_f32() {
+        let mut old = serde_json::to_value(print()).unwrap();
+        old.as_object_mut().unwrap().remove("precision");
+        let read: Fingerprint = serde_json::from_value(old).unwrap();
+        assert_eq!(read, print());
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::strategy::Strategy;
 use crate::config::RunConfig;
+use crate::model::Precision;
 use crate::optim::{Group, linear_schedule};
 use crate::validate::{at_least_one, fraction, non_negative, positive};
 
@@ -43,6 +44,9 @@ pub struct TrainSection {
     /// Group examples of similar length into batches (less padding, faster); false: plain
     /// shuffled batches.
     pub bucket: bool,
+    /// What the encoder's matmuls compute in: `f32`, or `bf16` with f32 master weights
+    /// (`model::precision`). It changes the numbers, so a resume must keep it (fingerprint).
+    pub precision: Precision,
 }
 
 impl Default for TrainSection {
@@ -65,6 +69,7 @@ impl Default for TrainSection {
             max_nonfinite_steps: 5,
             log_every: 10,
             bucket: true,
+            precision: Precision::F32,
         }
     }
 }

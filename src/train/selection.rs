@@ -96,7 +96,9 @@ impl Trainer {
         let plain = self.device.clone().without_autodiff();
         let best = load_model(&self.cfg.output_dir.join("best"), &plain)?;
         let (bs, pad) = (self.cfg.eval.batch_size, self.pretrained.tokenizer.pad_id);
-        let scores = evaluate(&best.model.valid(), test, &self.task.labels, bs, pad, &plain);
+        // Scored in the precision the dev scores that chose it were measured in.
+        let model = best.model.with_precision(self.cfg.train.precision);
+        let scores = evaluate(&model.valid(), test, &self.task.labels, bs, pad, &plain);
         tracing::info!(
             "best model (step {step}) on test: accuracy {:.4}, macro-F1 {:.4}",
             scores.accuracy,

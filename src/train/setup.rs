@@ -13,9 +13,10 @@ use super::trainer::{TrainState, Trainer};
 use crate::config::RunConfig;
 use crate::data::TaskData;
 use crate::data::task::Split;
+use crate::device::DeviceKind;
 use crate::fsutil::write_atomic;
 use crate::model::weights::init_head_from_pooler;
-use crate::model::{ClassificationHead, HeadInit, TartanModel, is_encoder_param};
+use crate::model::{ClassificationHead, HeadInit, Precision, TartanModel, is_encoder_param};
 use crate::objectives::Objective;
 use crate::objectives::classification::Classification;
 use crate::objectives::mlm::{MaskedLm, MlmSource};
@@ -51,7 +52,10 @@ impl Trainer {
                 WarmupMode::Off => false,
             };
         let classifier = classifier(&cfg, phase, &pretrained, task.labels.len(), &device)?;
-        let model = TartanModel::new(encoder, classifier, mlm);
+        let model = TartanModel::new(encoder, classifier, mlm).with_precision(cfg.train.precision);
+        if cfg.train.precision == Precision::Bf16 && cfg.device == DeviceKind::Cpu {
+            tracing::warn!("{BF16_ON_CPU}");
+        }
 
         let t = &cfg.train;
         let pad = pretrained.tokenizer.pad_id;
@@ -138,6 +142,11 @@ impl Trainer {
         Ok(())
     }
 }
+
+/// Why bf16 on the CPU is allowed but not advised: burn-flex widens bf16 matmul operands to
+/// f32 and rounds the result back, so it only adds casts (docs/BENCHMARKS.md has the figures).
+const BF16_ON_CPU: &str = "train.precision = \"bf16\" on the CPU is for correctness checks: burn-flex computes \
+     bf16 matmuls in f32 plus casts, so it is slower than f32 there (docs/BENCHMARKS.md)";
 
 fn check_lengths(cfg: &RunConfig, pretrained: &Pretrained) -> Result<()> {
     let limit = pretrained.config.max_input_length();

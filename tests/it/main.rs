@@ -14,6 +14,7 @@ mod layers;
 mod multitask;
 mod parity;
 mod pickle;
+mod precision;
 mod run_folders;
 mod soak;
 mod sweep;

@@ -144,7 +144,8 @@ fn parity(name: &str, model_dir: &Path) {
     let k = positions.len();
     let hidden = encoder.forward(&input(&r, "mlm.input_ids", &device));
     let word = encoder.embeddings.word_embeddings.weight.val();
-    let logits = mlm.forward_at(hidden, Tensor::from_data(TensorData::new(positions, [k]), &device), word);
+    let positions = Tensor::from_data(TensorData::new(positions, [k]), &device);
+    let logits = mlm.forward_at(hidden, positions, word, encoder.precision());
     let [_, vocab] = logits.dims();
     let target_t = Tensor::<1, Int>::from_data(TensorData::new(targets, [k]), &device);
     let loss = cross_entropy(logits.clone(), target_t);

@@ -114,7 +114,7 @@ fn deeper_model(setup: &TinySetup) -> std::path::PathBuf {
 }
 
 #[test]
-fn resume_refuses_a_changed_model_strategy_label_set_or_corpus_and_says_what_changed() {
+fn resume_refuses_a_changed_model_strategy_precision_label_set_or_corpus_and_says_what_changed() {
     let setup = tiny_setup(63);
     let run = setup.path("run");
     let aux = |file: &str| format!("aux=[{{name = \"related\", file = \"{}\"}}]", setup.path(file).display());
@@ -128,8 +128,9 @@ fn resume_refuses_a_changed_model_strategy_label_set_or_corpus_and_says_what_cha
     std::fs::write(&more_labels, text).unwrap();
     std::fs::write(setup.path("other.txt"), "amber1 amber2 amber3\nbasil1 basil2\n").unwrap();
     let deeper = deeper_model(&setup);
-    let cases: [(String, &str); 5] = [
+    let cases: [(String, &str); 6] = [
         ("strategy=\"meta-tartan\"".into(), "strategy: mt-tartan -> meta-tartan"),
+        ("train.precision=\"bf16\"".into(), "train.precision: f32 -> bf16"),
         (format!("task.train={}", more_labels.display()), "labels:"),
         (format!("model.name={}", deeper.display()), "num_hidden_layers 2 -> 3"),
         (aux("other.txt"), "corpus `related`: its text changed"),
