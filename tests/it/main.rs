@@ -8,6 +8,7 @@ mod config_doc;
 mod data;
 mod export;
 mod faults;
+mod flex_matmul;
 mod fuzz_regressions;
 mod kernels;
 mod layers;

@@ -235,7 +235,7 @@ impl FlexTensor {
         let elem_size = dtype_size(dtype);
         // tartan's patch (see crates/burn-flex/PATCH.md): a Vec of the element's width, not of
         // u8. `Bytes::from_bytes_vec` re-allocates and copies a Vec<u8> to 16-byte alignment,
-        // so every matmul output was allocated twice and copied once (8.6% of a training step).
+        // so every matmul output was allocated twice and copied once (8.6% of a step's samples).
         let bytes = match elem_size {
             8 => Bytes::from_elems(alloc::vec![0u64; num_elements]),
             4 => Bytes::from_elems(alloc::vec![0u32; num_elements]),
