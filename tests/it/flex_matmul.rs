@@ -3,11 +3,8 @@
 //! 2-D, batched with gemm's own threads, batch-parallel small matrices, broadcast batches,
 //! strided (transposed) operands, and `k = 0`, where nothing is written and zeros must come out.
 
-use burn::tensor::{Device, Distribution, Tensor};
-
-fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-    t.to_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
+use crate::common::{random, values};
+use burn::tensor::{Device, Tensor};
 
 /// `a @ b` for `[batch, m, k] x [batch or 1, k, n]`, in f64 on the host.
 fn naive(a: &[f32], b: &[f32], [batch, m, k, n]: [usize; 4], b_broadcast: bool) -> Vec<f32> {
@@ -29,10 +26,6 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{what}: element {i} is {g}, want {w}");
     }
-}
-
-fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
 }
 
 #[test]

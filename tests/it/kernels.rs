@@ -3,23 +3,16 @@
 //! not depend on the thread count, and exact GELU against PyTorch (`tests/fixtures/gelu.json`,
 //! written by `tests/fixtures/gelu.py`).
 
+use crate::common::{random, values};
 use burn::module::Param;
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use tartan::model::kernels::{self, LayerNorm, layer_norm_composed};
-
-fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-    t.to_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
 
 /// Largest |a - b| relative to the largest |b| (with a floor), so tiny entries don't dominate.
 fn rel_max(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-30);
     a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs())) / scale
-}
-
-fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
 }
 
 /// Gradient of `sum(f(x) * w)` with respect to `x` (and the output), on the autodiff device.

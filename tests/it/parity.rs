@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{Reference, rel_l2, shared_dir};
+use crate::common::{Reference, rel_l2, shared_dir, values};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use tartan::loss::cross_entropy;
@@ -47,10 +47,6 @@ fn reference_head(r: &Reference, device: &Device) -> ClassificationHead {
     put("out_proj.weight", "head.out.weight", true);
     put("out_proj.bias", "head.out.bias", false);
     weights::load_plain(ClassificationHead::new(h, n, 0.0, device), map, "reference head").unwrap()
-}
-
-fn values(t: Tensor<1>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
 }
 
 fn check_grads(
@@ -131,7 +127,7 @@ fn parity(name: &str, model_dir: &Path) {
     let got_logits: Vec<f32> = logits.clone().into_data().try_to_vec().unwrap();
     let err = rel_l2(&got_logits, &r.get("cls.logits").values);
     assert!(err < TOL, "{name}: logits relative L2 error {err:e}");
-    let err = rel_l2(&values(loss.clone()), &r.get("cls.loss").values);
+    let err = rel_l2(&values(&loss), &r.get("cls.loss").values);
     assert!(err < TOL, "{name}: loss relative error {err:e}");
     let grads = loss.backward();
     let cls_grads = weights::hf_grads(&encoder, &grads);
@@ -154,7 +150,7 @@ fn parity(name: &str, model_dir: &Path) {
     assert_eq!(reference.shape, vec![k, vocab]);
     let err = rel_l2(&got, &reference.values);
     assert!(err < TOL, "{name}: MLM logits relative L2 error {err:e}");
-    let err = rel_l2(&values(loss.clone()), &r.get("mlm.loss").values);
+    let err = rel_l2(&values(&loss), &r.get("mlm.loss").values);
     assert!(err < TOL, "{name}: MLM loss relative error {err:e}");
     let grads = loss.backward();
     let mlm_grads = weights::hf_grads(&encoder, &grads);

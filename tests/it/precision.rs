@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::shared_dir;
 use crate::common::tiny::{TinySetup, tiny_config, tiny_setup};
+use crate::common::{rel_l2, shared_dir, values};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{DType, Device, Gradients, Int, Tensor, TensorData};
 use tartan::data::batch::labels_tensor;
@@ -35,16 +35,6 @@ fn batch(setup: &TinySetup, device: &Device) -> (EncoderInput, Vec<usize>) {
     (EncoderInput::pad(&seqs, p.tokenizer.pad_id, device), (0..8).map(|i| i % 4).collect())
 }
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
-
-fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
-    let d: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
-    let n: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    (d / n).sqrt()
-}
-
 #[test]
 fn bf16_logits_are_near_f32_and_not_equal_to_them() {
     let setup = tiny_setup(81);
@@ -54,7 +44,7 @@ fn bf16_logits_are_near_f32_and_not_equal_to_them() {
         let m = model(&setup, p, &device);
         let out = m.classifier.forward(m.encoder.forward(&input));
         assert_eq!(out.dtype(), DType::F32, "{p:?}: logits reach the loss in f32");
-        values(out)
+        values(&out)
     };
     let (full, half) = (logits(Precision::F32), logits(Precision::Bf16));
     let rel = rel_l2(&half, &full);
@@ -146,7 +136,7 @@ fn minilm_in_bf16_stays_near_f32_in_logits_and_gradients() {
         let encoder = set_dropout(p.load(false, &device).unwrap().0, false).with_precision(precision);
         let logits = head.forward(encoder.forward(&input));
         let grads = cross_entropy(logits.clone(), labels_tensor(&labels, &device)).backward();
-        (values(logits), hf_grads(&encoder, &grads))
+        (values(&logits), hf_grads(&encoder, &grads))
     };
     let ((full_logits, full), (half_logits, half)) = (run(Precision::F32), run(Precision::Bf16));
     let rel = rel_l2(&half_logits, &full_logits);
@@ -165,7 +155,7 @@ fn a_bf16_optimizer_step_keeps_the_master_weights_f32() {
     let device = Device::flex().autodiff();
     let (input, labels) = batch(&setup, &device);
     let m = model(&setup, Precision::Bf16, &device);
-    let before = values(m.encoder.encoder.layer[0].attention.self_.query.weight.val());
+    let before = values(&m.encoder.encoder.layer[0].attention.self_.query.weight.val());
     let groups = ParamGroups::new(&m, |_| 0);
     let mut opt = AdamW::new(AdamWConfig {
         beta1: 0.9,
@@ -182,7 +172,7 @@ fn a_bf16_optimizer_step_keeps_the_master_weights_f32() {
     let mut check = Dtypes { grads: &grads, seen: 0, not_f32: vec![] };
     m.visit(&mut check);
     assert!(check.seen > 30 && check.not_f32.is_empty(), "after the step: {:?}", check.not_f32);
-    let after = values(m.encoder.encoder.layer[0].attention.self_.query.weight.val());
+    let after = values(&m.encoder.encoder.layer[0].attention.self_.query.weight.val());
     // An update of 1e-3 is below bf16's resolution for most weights; f32 keeps it.
     let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
     assert!(moved > before.len() * 9 / 10, "only {moved} of {} weights moved", before.len());
@@ -239,6 +229,6 @@ fn the_fused_ops_widen_a_bf16_input_to_f32() {
     ];
     for (i, (got, want)) in pairs.into_iter().enumerate() {
         assert_eq!(got.dtype(), DType::F32, "op {i} returned {:?}", got.dtype());
-        assert_eq!(values(got), values(want), "op {i} on bf16 input is not the f32 op on its values");
+        assert_eq!(values(&got), values(&want), "op {i} on bf16 input is not the f32 op on its values");
     }
 }

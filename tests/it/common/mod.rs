@@ -71,11 +71,21 @@ pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs()).fold(0.0, f64::max)
 }
 
-pub fn rel_l2(a: &[f32], b: &[f64]) -> f64 {
+pub fn rel_l2<B: Copy + Into<f64>>(a: &[f32], b: &[B]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - y).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| y * y).sum();
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - (*y).into()).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y).into().powi(2)).sum();
     (num / den.max(1e-30)).sqrt()
+}
+
+/// A float tensor's values as f32, whatever its dtype.
+pub fn values<const D: usize>(t: &burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.to_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Standard-normal values of `shape` on `device`.
+pub fn random<const D: usize>(shape: [usize; D], device: &burn::tensor::Device) -> burn::tensor::Tensor<D> {
+    burn::tensor::Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, 1.0), device)
 }
 
 /// The latest `checkpoint-<step>/` folder of a run.
