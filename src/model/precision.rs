@@ -5,8 +5,9 @@
 //! AdamW's moments (the master weights), the residual stream, softmax, LayerNorm, GELU (the
 //! fused kernels widen their input), the classification head and the losses, and so
 //! everything META-TARTAN does with gradients. The embeddings stay f32 too: a lookup and a sum
-//! going straight into LayerNorm, with no matmul for bf16 to speed up. A cast is differentiated by casting the gradient
-//! back (burn-autodiff's `float_cast`), so each f32 parameter receives an f32 gradient.
+//! going straight into LayerNorm, with no matmul for bf16 to speed up. A cast is
+//! differentiated by casting the gradient back (burn-autodiff's `float_cast`), so each f32
+//! parameter receives an f32 gradient.
 
 use burn::nn::Linear;
 use burn::tensor::{FloatDType, Tensor};

@@ -2,8 +2,8 @@
 //! the run starts and compared on resume: the strategy, the compute precision, the model's
 //! shape and tokenizer, the label set, and the text of each auxiliary corpus. Resuming with any
 //! of them changed would load a checkpoint into a model it does not fit, or mix two setups in
-//! one run; the refusal says what changed. Paths, budgets and learning rates are not part of it: a resume may move
-//! files or extend a run.
+//! one run; the refusal says what changed. Paths, budgets and learning rates are not part of
+//! it: a resume may move files or extend a run.
 
 use std::path::Path;
 
