@@ -285,16 +285,30 @@ impl ModuleMapper for Loader<'_> {
             self.mismatched.push(format!("{key}: checkpoint {shape:?}, model {expected:?}"));
             return Param::from_mapped_value(id, old, mapper);
         }
-        let device = old.device();
-        let mut tensor = Tensor::<D>::from_data(TensorData::new(values.clone(), shape.clone()), &device);
-        if transposed {
-            tensor = tensor.transpose();
-        }
+        // Transposed on the host, not as a view: a strided weight is copied again by every
+        // matmul that reshapes it (burn's batched `linear`), i.e. each forward.
+        let data = if transposed {
+            TensorData::new(transpose_2d(values, shape[0], shape[1]), vec![shape[1], shape[0]])
+        } else {
+            TensorData::new(values.clone(), shape.clone())
+        };
+        let mut tensor = Tensor::<D>::from_data(data, &old.device());
         if old.is_require_grad() {
             tensor = tensor.require_grad();
         }
         Param::from_mapped_value(id, tensor, mapper)
     }
+}
+
+/// The `[cols, rows]` transpose of a row-major `[rows, cols]` matrix.
+fn transpose_2d(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for (r, row) in values.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
+        }
+    }
+    out
 }
 
 /// What loading a checkpoint found, for the log and for errors.
