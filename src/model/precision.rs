@@ -13,6 +13,8 @@ use burn::nn::Linear;
 use burn::tensor::{FloatDType, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::kernels;
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
@@ -46,9 +48,21 @@ impl Precision {
     /// `layer(x)` in the compute dtype: input, weight and bias are cast, so the parameters
     /// stay f32 and their gradients come back f32 through the cast. The result stays in the
     /// compute dtype, for a following matmul; [`full`] widens it.
+    ///
+    /// The leading dimensions are folded into rows, so the product is one `[rows, d_in] @
+    /// [d_in, d_out]` matmul: burn's `linear` keeps a `[b, s, d]` input batched, which on flex
+    /// is `b` smaller products forward and, backward, `b` weight gradients summed afterwards
+    /// (16 x 128 rows: 384 -> 1536 took 9.3 ms batched against 7.6 ms folded).
     pub fn linear<const D: usize>(self, layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-        let bias = layer.bias.as_ref().map(|b| self.cast(b.val()));
-        burn::tensor::module::linear(self.cast(x), self.cast(layer.weight.val()), bias)
+        let mut dims = x.dims();
+        let rows = dims[..D - 1].iter().product();
+        let folded = self.cast(x).reshape([rows, dims[D - 1]]);
+        let mut y = folded.matmul(self.cast(layer.weight.val()));
+        if let Some(bias) = &layer.bias {
+            y = kernels::bias_add(y, self.cast(bias.val()));
+        }
+        dims[D - 1] = y.dims()[1];
+        y.reshape(dims)
     }
 
     /// `a @ b` in the compute dtype.

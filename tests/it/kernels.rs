@@ -136,6 +136,36 @@ fn fused_layer_norm_gradients_equal_the_unfused_composition() {
     }
 }
 
+#[test]
+fn fused_bias_add_gradients_equal_the_unfused_composition() {
+    let ad = Device::flex().autodiff();
+    // [3, 5, 7]: one task and vector tails; [16, 128, 384]: a Linear's output, many tasks.
+    for shape in [[3, 5, 7], [16, 128, 384]] {
+        let d = shape[2];
+        let x = random(shape, &Device::flex());
+        let w = random(shape, &Device::flex());
+        let bias = random([d], &ad).require_grad();
+        let run = |fused: bool| {
+            // `mul_scalar` makes the input a fresh tensor the fused op may overwrite, as a
+            // Linear's output is; the gradient still reaches `xa` through it.
+            let xa = Tensor::<3>::from_data(x.to_data(), &ad).require_grad();
+            let input = xa.clone().mul_scalar(1.0);
+            let y = if fused { kernels::bias_add(input, bias.clone()) } else { input + bias.clone().unsqueeze() };
+            let grads = (y.clone() * Tensor::<3>::from_data(w.to_data(), &ad)).sum().backward();
+            (values(&y), values(&xa.grad(&grads).unwrap()), values(&bias.grad(&grads).unwrap()))
+        };
+        let (y, gx, gb) = run(true);
+        let (y0, gx0, gb0) = run(false);
+        assert_eq!(y, y0, "bias add forward");
+        assert_eq!(gx, gx0, "bias add dx");
+        assert!(rel_max(&gb, &gb0) < 1e-5, "bias add dbias {}", rel_max(&gb, &gb0));
+        let before = values(&x);
+        let plain = Tensor::<1>::from_data(bias.to_data(), &Device::flex());
+        assert_eq!(values(&kernels::bias_add(x.clone(), plain)), y, "without autodiff");
+        assert_eq!(values(&x), before, "a tensor held elsewhere was written in place");
+    }
+}
+
 /// Fixed task boundaries: one thread and two give the same bits.
 #[test]
 fn fused_kernels_do_not_depend_on_the_thread_count() {
@@ -148,9 +178,14 @@ fn fused_kernels_do_not_depend_on_the_thread_count() {
     let run = || {
         let (_, g) = grad_of(&x, &x, kernels::gelu);
         let (_, n) = grad_of(&x, &x, |t| ln.forward(t));
+        let ad = Device::flex().autodiff();
+        let row = Tensor::<1>::from_data(flat.clone().narrow(0, 0, 384).to_data(), &ad).require_grad();
+        let y = kernels::bias_add(Tensor::<3>::from_data(x.to_data(), &ad), row.clone());
+        let grads = (y * Tensor::<3>::from_data(x.to_data(), &ad)).sum().backward();
         (
             g,
             n,
+            values(&row.grad(&grads).unwrap()),
             values(&kernels::attention_softmax(scores.clone(), bias.clone(), 0.3)),
             tartan::optim::kernels::sq_norm(&flat).to_bits(),
         )
