@@ -6,6 +6,11 @@
 //! index of the dropout call within the step, position), so runs stay reproducible and a
 //! resumed run draws the masks an uninterrupted one would. Every dropout of one model shares
 //! one `DropoutSeed` (the model owns it; two models in a process never share a stream).
+//!
+//! On flex the mask is never stored: [`apply_mask`] scales the input in place, and the
+//! backward redraws the same mask from the seed for the gradient (`kernels::dropout`). A
+//! stored mask cost an allocation, a fill and two multiply passes per call, with the
+//! attention probabilities' 16 x 12 x 128 x 128 the largest.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +19,8 @@ use burn::tensor::{Tensor, TensorData};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use rayon::prelude::*;
+
+use super::kernels;
 
 /// The mask stream of one model: (seed of the current step, dropout calls made in it).
 #[derive(Debug, Clone, Default)]
@@ -54,23 +61,41 @@ impl Dropout {
         if !self.training.is_enabled() || !x.device().is_autodiff() || self.prob == 0.0 {
             return x;
         }
-        let shape = x.shape();
-        let n = shape.num_elements();
-        let keep = 1.0 - self.prob;
-        let threshold = (keep * 4_294_967_296.0) as u64;
-        let scale = (1.0 / keep) as f32;
-        let seed = self.seed.next_call_seed();
-        const CHUNK: usize = 1 << 16;
-        let mut mask = vec![0f32; n];
-        mask.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
-            let mut rng = SmallRng::seed_from_u64(seed ^ splitmix(i as u64));
-            for m in chunk.iter_mut() {
-                *m = if (rng.next_u32() as u64) < threshold { scale } else { 0.0 };
-            }
-        });
-        let mask = Tensor::<D>::from_data(TensorData::new(mask, shape), &x.device());
-        x * mask
+        kernels::dropout(x, Mask { seed: self.seed.next_call_seed(), prob: self.prob })
     }
+}
+
+/// One dropout call's mask: element `j` of chunk `i` (chunks of [`MASK_CHUNK`] values) is kept
+/// when the `j`-th `u32` of a generator seeded with `seed ^ splitmix(i)` is below
+/// `(1 - prob) * 2^32`.
+#[derive(Debug, Clone, Copy)]
+pub struct Mask {
+    pub seed: u64,
+    pub prob: f64,
+}
+
+const MASK_CHUNK: usize = 1 << 16;
+
+/// `values *= mask` (kept values times `1 / (1 - p)`, dropped ones times 0), in parallel.
+pub fn apply_mask(values: &mut [f32], mask: Mask) {
+    let keep = 1.0 - mask.prob;
+    let threshold = (keep * 4_294_967_296.0) as u64;
+    let scale = (1.0 / keep) as f32;
+    values.par_chunks_mut(MASK_CHUNK).enumerate().for_each(|(i, chunk)| {
+        let mut rng = SmallRng::seed_from_u64(mask.seed ^ splitmix(i as u64));
+        for v in chunk.iter_mut() {
+            *v *= if (rng.next_u32() as u64) < threshold { scale } else { 0.0 };
+        }
+    });
+}
+
+/// `x * mask` as plain tensor operations, for backends without the fused op.
+pub fn apply_mask_composed<const D: usize>(x: Tensor<D>, mask: Mask) -> Tensor<D> {
+    let shape = x.shape();
+    let mut m = vec![1f32; shape.num_elements()];
+    apply_mask(&mut m, mask);
+    let m = Tensor::<D>::from_data(TensorData::new(m, shape), &x.device()).cast(x.dtype());
+    x * m
 }
 
 fn splitmix(mut z: u64) -> u64 {

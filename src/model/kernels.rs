@@ -1,6 +1,6 @@
 //! Fused model ops, one pass forward and one backward each, vectorised and split across
 //! threads: exact (erf) GELU, the attention softmax with its scale and padding bias, the
-//! Linear layers' bias add, and LayerNorm.
+//! Linear layers' bias add, dropout (its mask redrawn for the backward), and LayerNorm.
 //!
 //! They plug into burn 0.22 as a backend extension: `#[backend_extension(Flex, Autodiff)]`
 //! generates the `Dispatch` routing of the [`Kernels`] trait, implemented here for `Flex`
@@ -31,6 +31,7 @@ use burn::tensor::activation;
 use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::dropout::{Mask, apply_mask, apply_mask_composed};
 use super::precision::full;
 use crate::simd::{self, multiversion};
 
@@ -42,6 +43,8 @@ pub trait Kernels: Backend {
     /// `softmax(scores * scale + bias)` over the last dimension; `scores` is `[b, h, q, k]`,
     /// `bias` `[b, 1, 1, k]` (a constant: no gradient flows to it).
     fn fused_attention_softmax(scores: FloatTensor<Self>, bias: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
+    /// `x` times a dropout mask drawn from `seed` (see [`Mask`]).
+    fn fused_dropout(x: FloatTensor<Self>, seed: u64, prob: f64) -> FloatTensor<Self>;
     /// `x + bias` with `bias` `[d]` added to every row of `x` `[.., d]`.
     fn fused_bias_add(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
     /// LayerNorm over the last dimension with scale `gamma` and shift `beta`.
@@ -77,6 +80,15 @@ pub fn attention_softmax(scores: Tensor<4>, bias: Tensor<4>, scale: f64) -> Tens
         return activation::softmax(scores.mul_scalar(scale) + bias, 3);
     }
     Tensor::from_dispatch(Dispatch::fused_attention_softmax(scores.into_dispatch(), bias.into_dispatch(), scale))
+}
+
+/// `x` times `mask`, in place on `x`'s storage when it holds it alone; the backward applies
+/// the same mask, redrawn, to the gradient.
+pub fn dropout<const D: usize>(x: Tensor<D>, mask: Mask) -> Tensor<D> {
+    if !fusable(&x) {
+        return apply_mask_composed(x, mask);
+    }
+    Tensor::from_dispatch(Dispatch::fused_dropout(x.into_dispatch(), mask.seed, mask.prob))
 }
 
 /// `x + bias` over the last dimension, in place on `x`'s storage when it holds it alone (a
@@ -147,6 +159,10 @@ impl Kernels for Flex {
         softmax_forward(scores, &bias, scale as f32)
     }
 
+    fn fused_dropout(x: FlexTensor, seed: u64, prob: f64) -> FlexTensor {
+        dropout_apply(x, Mask { seed, prob })
+    }
+
     fn fused_bias_add(x: FlexTensor, bias: FlexTensor) -> FlexTensor {
         bias_add_forward(x, &bias)
     }
@@ -188,6 +204,22 @@ impl Backward<Flex, 1> for SoftmaxBackward {
         if let Some(parent) = parent {
             let (probs, scale) = ops.state;
             grads.register::<Flex>(parent.id, softmax_backward(&probs, grad, scale));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl Backward<Flex, 1> for DropoutBackward {
+    /// The mask, redrawn for the gradient.
+    type State = Mask;
+
+    fn backward(self, ops: Ops<Mask, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(parent) = parent {
+            grads.register::<Flex>(parent.id, dropout_apply(grad, ops.state));
         }
     }
 }
@@ -266,6 +298,15 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
                 prep.finish((probs.clone(), scale), probs)
             }
             OpsKind::UnTracked(prep) => prep.finish(softmax_forward(scores, &bias, scale)),
+        }
+    }
+
+    fn fused_dropout(x: FloatTensor<Self>, seed: u64, prob: f64) -> FloatTensor<Self> {
+        let (x, node) = x.into_parts();
+        let mask = Mask { seed, prob };
+        match DropoutBackward.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(mask, dropout_apply(x, mask)),
+            OpsKind::UnTracked(prep) => prep.finish(dropout_apply(x, mask)),
         }
     }
 
@@ -412,6 +453,17 @@ multiversion! {
             }
         }
     }
+}
+
+fn dropout_apply(x: FlexTensor, mask: Mask) -> FlexTensor {
+    let mut x = contiguous(x);
+    if let Some(v) = x.try_storage_mut::<f32>() {
+        apply_mask(v, mask);
+        return x;
+    }
+    let mut out = values(&x).to_vec();
+    apply_mask(&mut out, mask);
+    new_tensor(out, x.layout().shape().clone())
 }
 
 fn bias_add_forward(x: FlexTensor, bias: &FlexTensor) -> FlexTensor {

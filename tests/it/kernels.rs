@@ -6,6 +6,7 @@
 use crate::common::{random, values};
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
+use tartan::model::dropout::{Mask, apply_mask_composed};
 use tartan::model::kernels::{self, LayerNorm, layer_norm_composed};
 
 /// Largest |a - b| relative to the largest |b| (with a floor), so tiny entries don't dominate.
@@ -164,6 +165,33 @@ fn fused_bias_add_gradients_equal_the_unfused_composition() {
         assert_eq!(values(&kernels::bias_add(x.clone(), plain)), y, "without autodiff");
         assert_eq!(values(&x), before, "a tensor held elsewhere was written in place");
     }
+}
+
+#[test]
+fn fused_dropout_equals_a_stored_mask_and_redraws_it_for_the_gradient() {
+    let ad = Device::flex().autodiff();
+    // 153,600 values: three mask chunks, the last one partial.
+    let shape = [4, 100, 384];
+    let (x, w) = (random(shape, &Device::flex()), random(shape, &Device::flex()));
+    let mask = Mask { seed: 11, prob: 0.1 };
+    let run = |fused: bool| {
+        let xa = Tensor::<3>::from_data(x.to_data(), &ad).require_grad();
+        let input = xa.clone().mul_scalar(1.0);
+        let y = if fused { kernels::dropout(input, mask) } else { apply_mask_composed(input, mask) };
+        let grads = (y.clone() * Tensor::<3>::from_data(w.to_data(), &ad)).sum().backward();
+        (values(&y), values(&xa.grad(&grads).unwrap()))
+    };
+    let (y, gx) = run(true);
+    let (y0, gx0) = run(false);
+    assert_eq!(y, y0, "dropout forward");
+    assert_eq!(gx, gx0, "dropout gradient");
+    let dropped = y.iter().filter(|v| **v == 0.0).count() as f64 / y.len() as f64;
+    assert!((dropped - 0.1).abs() < 0.005, "dropped {dropped}");
+    let other = values(&kernels::dropout(x.clone(), Mask { seed: 12, prob: 0.1 }));
+    assert_ne!(other, y, "another seed drew the same mask");
+    let before = values(&x);
+    assert_eq!(values(&kernels::dropout(x.clone(), mask)), y, "without autodiff");
+    assert_eq!(values(&x), before, "a tensor held elsewhere was written in place");
 }
 
 /// Fixed task boundaries: one thread and two give the same bits.
