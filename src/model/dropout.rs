@@ -16,11 +16,10 @@ use std::sync::{Arc, Mutex};
 
 use burn::module::{Flag, Module, Param};
 use burn::tensor::{Tensor, TensorData};
-use rand::rngs::SmallRng;
-use rand::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
 use super::kernels;
+use crate::simd::multiversion;
 
 /// The mask stream of one model: (seed of the current step, dropout calls made in it).
 #[derive(Debug, Clone, Default)]
@@ -65,9 +64,11 @@ impl Dropout {
     }
 }
 
-/// One dropout call's mask: element `j` of chunk `i` (chunks of [`MASK_CHUNK`] values) is kept
-/// when the `j`-th `u32` of a generator seeded with `seed ^ splitmix(i)` is below
-/// `(1 - prob) * 2^32`.
+/// One dropout call's mask. Element `j` of chunk `i` (chunks of [`MASK_CHUNK`] values) is
+/// kept when `fmix32(fmix32(j + lo) ^ hi)` is below `(1 - prob) * 2^32`, with `(hi, lo)` the
+/// halves of `splitmix(seed ^ splitmix(i))`: a counter hash (murmur3's finaliser, a bijection,
+/// twice) that vectorises, where a sequential generator (xoshiro, one `u32` per element) was
+/// 7.6% of a META-TARTAN step once the backward started redrawing the mask.
 #[derive(Debug, Clone, Copy)]
 pub struct Mask {
     pub seed: u64,
@@ -79,14 +80,31 @@ const MASK_CHUNK: usize = 1 << 16;
 /// `values *= mask` (kept values times `1 / (1 - p)`, dropped ones times 0), in parallel.
 pub fn apply_mask(values: &mut [f32], mask: Mask) {
     let keep = 1.0 - mask.prob;
-    let threshold = (keep * 4_294_967_296.0) as u64;
+    // `prob` > 0, so the threshold is below 2^32.
+    let threshold = (keep * 4_294_967_296.0).min(u32::MAX as f64) as u32;
     let scale = (1.0 / keep) as f32;
     values.par_chunks_mut(MASK_CHUNK).enumerate().for_each(|(i, chunk)| {
-        let mut rng = SmallRng::seed_from_u64(mask.seed ^ splitmix(i as u64));
-        for v in chunk.iter_mut() {
-            *v *= if (rng.next_u32() as u64) < threshold { scale } else { 0.0 };
-        }
+        let key = splitmix(mask.seed ^ splitmix(i as u64));
+        mask_chunk(chunk, key as u32, (key >> 32) as u32, threshold, scale);
     });
+}
+
+multiversion! {
+    fn mask_chunk(values: &mut [f32], lo: u32, hi: u32, threshold: u32, scale: f32) {
+        for (j, v) in values.iter_mut().enumerate() {
+            let h = fmix32(fmix32((j as u32).wrapping_add(lo)) ^ hi);
+            *v *= if h < threshold { scale } else { 0.0 };
+        }
+    }
+}
+
+#[inline(always)]
+fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
 /// `x * mask` as plain tensor operations, for backends without the fused op.
@@ -121,6 +139,14 @@ mod tests {
         let kept = a.iter().filter(|v| **v != 0.0).count() as f64 / a.len() as f64;
         assert!((kept - 0.9).abs() < 0.003, "kept {kept}");
         assert!(a.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.9).abs() < 1e-6));
+        // Neighbours are independent: both kept 0.81 of the time, both dropped 0.01.
+        let pairs = |both: fn(bool, bool) -> bool| {
+            a.windows(2).filter(|w| both(w[0] != 0.0, w[1] != 0.0)).count() as f64 / (a.len() - 1) as f64
+        };
+        assert!((pairs(|x, y| x && y) - 0.81).abs() < 0.004, "both kept {}", pairs(|x, y| x && y));
+        assert!((pairs(|x, y| !x && !y) - 0.01).abs() < 0.002, "both dropped {}", pairs(|x, y| !x && !y));
+        // Each 2^16-value chunk draws its own pattern.
+        assert_ne!(a[..1000], a[MASK_CHUNK..MASK_CHUNK + 1000]);
         let b: Vec<f32> = layer.forward(x.clone()).into_data().try_to_vec().unwrap();
         assert_ne!(a, b, "two calls in a step drew the same mask");
         seed.reseed(7);
