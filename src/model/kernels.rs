@@ -546,14 +546,14 @@ fn lane_dot(x: &[f32], y: &[f32]) -> f32 {
 }
 
 multiversion! {
-    /// Softmax rows of `scores * scale + bias` into `out`; rows `[first_row, ...)` of the
-    /// whole tensor, `rows_per_bias` consecutive rows sharing one bias row.
-    fn softmax_rows(scores: &[f32], out: &mut [f32], bias: &[f32], k: usize, first_row: usize, rows_per_bias: usize, scale: f32) {
-        for (r, (s, o)) in scores.chunks_exact(k).zip(out.chunks_exact_mut(k)).enumerate() {
+    /// Rows of scores replaced by the softmax of `scores * scale + bias`; rows `[first_row,
+    /// ...)` of the whole tensor, `rows_per_bias` consecutive rows sharing one bias row.
+    fn softmax_rows(rows: &mut [f32], bias: &[f32], k: usize, first_row: usize, rows_per_bias: usize, scale: f32) {
+        for (r, o) in rows.chunks_exact_mut(k).enumerate() {
             let b = (first_row + r) / rows_per_bias;
             let bias = &bias[b * k..(b + 1) * k];
             for j in 0..k {
-                o[j] = s[j] * scale + bias[j];
+                o[j] = o[j] * scale + bias[j];
             }
             let max = lane_max(o);
             for v in o.iter_mut() {
@@ -579,19 +579,27 @@ multiversion! {
     }
 }
 
+/// In place when `scores` holds its storage alone (a matmul's fresh output), which saves
+/// allocating and zero-filling a 16 x 12 x 128 x 128 buffer per layer.
 fn softmax_forward(scores: FlexTensor, bias: &FlexTensor, scale: f32) -> FlexTensor {
-    let scores = contiguous(scores);
+    let mut scores = contiguous(scores);
     let bias = contiguous(bias.clone());
     let shape = scores.layout().shape().clone();
     let k = shape[shape.num_dims() - 1];
-    let (s, b) = (values(&scores), values(&bias));
-    let rows = s.len() / k;
-    let rows_per_bias = rows / (b.len() / k);
-    let mut out = vec![0f32; s.len()];
+    let b = values(&bias);
+    let rows_per_bias = shape.num_elements() / b.len();
     let chunk = ROWS_PER_TASK * k;
-    out.par_chunks_mut(chunk).zip(s.par_chunks(chunk)).enumerate().for_each(|(i, (o, s))| {
-        softmax_rows(s, o, b, k, i * ROWS_PER_TASK, rows_per_bias, scale);
-    });
+    let run = |v: &mut [f32]| {
+        v.par_chunks_mut(chunk).enumerate().for_each(|(i, rows)| {
+            softmax_rows(rows, b, k, i * ROWS_PER_TASK, rows_per_bias, scale);
+        })
+    };
+    if let Some(v) = scores.try_storage_mut::<f32>() {
+        run(v);
+        return scores;
+    }
+    let mut out = values(&scores).to_vec();
+    run(&mut out);
     new_tensor(out, shape)
 }
 

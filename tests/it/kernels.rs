@@ -86,8 +86,13 @@ fn fused_attention_softmax_gradient_equals_the_unfused_composition() {
         let (y0, gx0) = grad_of(&x, &w, composed);
         assert!(rel_max(&y, &y0) < 1e-6, "softmax forward {}", rel_max(&y, &y0));
         assert!(rel_max(&gx, &gx0) < 1e-5, "softmax gradient {}", rel_max(&gx, &gx0));
+        let before = values(&x);
         let plain = values(&kernels::attention_softmax(x.clone(), bias.clone(), scale));
         assert_eq!(plain, y, "without autodiff");
+        assert_eq!(values(&x), before, "a tensor held elsewhere was written in place");
+        // A fresh input (as a matmul's output is) is overwritten in place, to the same values.
+        let fresh = values(&kernels::attention_softmax(x.clone().mul_scalar(1.0), bias.clone(), scale));
+        assert_eq!(fresh, y, "in place");
         // Padded keys get exactly zero probability.
         for (i, p) in y.iter().enumerate() {
             let (key, batch) = (i % k, i / (h * q * k));
