@@ -1,5 +1,5 @@
-//! Dropout whose mask is drawn with a fast generator, in parallel, from a seed the training
-//! loop sets every step.
+//! Dropout whose mask is a counter hash of a seed the training loop sets every step, computed
+//! in parallel and vectorised.
 //!
 //! burn's `Dropout::forward` samples one f32 per element from a ChaCha generator on one
 //! thread: on MiniLM that was ~17% of a training step. Masks here depend only on (step seed,
