@@ -359,6 +359,19 @@ fn new_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
+/// `f` on `x`'s values: in place when `x` holds its storage alone (a fresh op output), else on
+/// a copy, so a tensor held elsewhere is never written.
+fn in_place_or_copy(x: FlexTensor, f: impl Fn(&mut [f32])) -> FlexTensor {
+    let mut x = contiguous(x);
+    if let Some(v) = x.try_storage_mut::<f32>() {
+        f(v);
+        return x;
+    }
+    let mut out = values(&x).to_vec();
+    f(&mut out);
+    new_tensor(out, x.layout().shape().clone())
+}
+
 /// `f` over `x`'s values into a new tensor, or in place when `x` holds its storage alone.
 fn map_chunks(x: FlexTensor, in_place: fn(&mut [f32]), copy: fn(&[f32], &mut [f32])) -> FlexTensor {
     let mut x = contiguous(x);
@@ -456,28 +469,14 @@ multiversion! {
 }
 
 fn dropout_apply(x: FlexTensor, mask: Mask) -> FlexTensor {
-    let mut x = contiguous(x);
-    if let Some(v) = x.try_storage_mut::<f32>() {
-        apply_mask(v, mask);
-        return x;
-    }
-    let mut out = values(&x).to_vec();
-    apply_mask(&mut out, mask);
-    new_tensor(out, x.layout().shape().clone())
+    in_place_or_copy(x, |v| apply_mask(v, mask))
 }
 
 fn bias_add_forward(x: FlexTensor, bias: &FlexTensor) -> FlexTensor {
     let bias = contiguous(bias.clone());
     let b = values(&bias);
     let chunk = row_chunk(b.len());
-    let mut x = contiguous(x);
-    if let Some(v) = x.try_storage_mut::<f32>() {
-        v.par_chunks_mut(chunk).for_each(|rows| add_bias_rows(rows, b));
-        return x;
-    }
-    let mut out = values(&x).to_vec();
-    out.par_chunks_mut(chunk).for_each(|rows| add_bias_rows(rows, b));
-    new_tensor(out, x.layout().shape().clone())
+    in_place_or_copy(x, |v| v.par_chunks_mut(chunk).for_each(|rows| add_bias_rows(rows, b)))
 }
 
 /// The sum of `grad`'s rows (over every dimension but the last). Each task sums its rows, and
@@ -496,9 +495,7 @@ fn column_sums(grad: &FlexTensor) -> FlexTensor {
         .collect();
     let mut total = vec![0f32; d];
     for p in &partials {
-        for (t, v) in total.iter_mut().zip(p) {
-            *t += *v;
-        }
+        sum_rows_into(p, &mut total);
     }
     new_tensor(total, Shape::new([d]))
 }
@@ -582,25 +579,17 @@ multiversion! {
 /// In place when `scores` holds its storage alone (a matmul's fresh output), which saves
 /// allocating and zero-filling a 16 x 12 x 128 x 128 buffer per layer.
 fn softmax_forward(scores: FlexTensor, bias: &FlexTensor, scale: f32) -> FlexTensor {
-    let mut scores = contiguous(scores);
     let bias = contiguous(bias.clone());
-    let shape = scores.layout().shape().clone();
+    let shape = scores.layout().shape();
     let k = shape[shape.num_dims() - 1];
     let b = values(&bias);
     let rows_per_bias = shape.num_elements() / b.len();
     let chunk = ROWS_PER_TASK * k;
-    let run = |v: &mut [f32]| {
+    in_place_or_copy(scores, |v| {
         v.par_chunks_mut(chunk).enumerate().for_each(|(i, rows)| {
             softmax_rows(rows, b, k, i * ROWS_PER_TASK, rows_per_bias, scale);
         })
-    };
-    if let Some(v) = scores.try_storage_mut::<f32>() {
-        run(v);
-        return scores;
-    }
-    let mut out = values(&scores).to_vec();
-    run(&mut out);
-    new_tensor(out, shape)
+    })
 }
 
 fn softmax_backward(probs: &FlexTensor, grad: FlexTensor, scale: f32) -> FlexTensor {
