@@ -220,6 +220,7 @@ fn fused_kernels_do_not_depend_on_the_thread_count() {
             n,
             values(&row.grad(&grads).unwrap()),
             values(&kernels::attention_softmax(scores.clone(), bias.clone(), 0.3)),
+            values(&kernels::dropout(x.clone(), Mask { seed: 3, prob: 0.1 })),
             tartan::optim::kernels::sq_norm(&flat).to_bits(),
         )
     };
