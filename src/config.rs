@@ -290,8 +290,9 @@ pub fn documented_settings() -> Vec<(String, String)> {
             }
             toml::Value::Array(a) if a.is_empty() => {
                 let key = prefix.trim_end_matches('.');
-                if let Some((_, item)) = ARRAY_ITEMS.iter().find(|(k, _)| *k == key) {
-                    walk(prefix, &item(), out);
+                match ARRAY_ITEMS.iter().find(|(k, _)| *k == key) {
+                    Some((_, item)) => walk(prefix, &item(), out),
+                    None => out.push((key.to_string(), "[]".to_string())),
                 }
             }
             other => out.push((prefix.trim_end_matches('.').to_string(), other.to_string())),

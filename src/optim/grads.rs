@@ -50,6 +50,11 @@ impl GradBuffer {
         self.grads.shift_remove(id)
     }
 
+    /// Keeps only the parameters `keep` selects.
+    pub fn retain(&mut self, keep: impl Fn(&ParamId) -> bool) {
+        self.grads.retain(|id, _| keep(id));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.grads.is_empty()
     }

@@ -233,7 +233,7 @@ fn weighting(
         (Phase::Main, Strategy::MetaTartan) => {
             let dev = meta_dev.context("META-TARTAN needs meta-dev data")?;
             let grad_accum = cfg.train.grad_accum;
-            Box::new(MetaTartan::new(cfg.meta.clone(), n_tasks, grad_accum, model, dev, n_labels, pad, cfg.seed))
+            Box::new(MetaTartan::new(cfg.meta.clone(), n_tasks, grad_accum, model, dev, n_labels, pad, cfg.seed)?)
         }
         _ => Box::new(Fixed::new(vec![1.0; n_tasks])),
     })

@@ -61,6 +61,12 @@ pub struct MetaSection {
     pub source: MetaSource,
     /// Train examples held out when source = "train-holdout".
     pub holdout: usize,
+    /// Encoder parameters left out of the cosines, by checkpoint key or key prefix
+    /// (`embeddings.token_type_embeddings`). The reference leaves none out. The token-type
+    /// embedding is the case in point: with single-segment input its one used row is added to
+    /// every token, so its gradient is the sum over all of them (docs/RESULTS.md, "The
+    /// synthetic demo", measures what that does to the cosines).
+    pub exclude_from_cosine: Vec<String>,
 }
 
 impl Default for MetaSection {
@@ -76,6 +82,7 @@ impl Default for MetaSection {
             dev_head_tol: 1e-3,
             source: MetaSource::Dev,
             holdout: 256,
+            exclude_from_cosine: Vec::new(),
         }
     }
 }
@@ -113,7 +120,8 @@ pub struct MetaTartan {
     /// The data dev batches are drawn from.
     dev: Split,
     dev_stream: BatchStream,
-    encoder_ids: HashSet<ParamId>,
+    /// The encoder's parameters the cosines are over (all but `exclude_from_cosine`).
+    cosine_ids: HashSet<ParamId>,
     state: MetaState,
     logit_grads: Vec<f64>,
     /// The dev gradient of the current micro-batch (encoder only) and its squared norm.
@@ -135,13 +143,12 @@ impl MetaTartan {
         n_labels: usize,
         pad_id: u32,
         seed: u64,
-    ) -> Self {
+    ) -> Result<Self> {
         let mut sample_source = dev.clone();
         let sample = sample_source.hold_out(cfg.dev_head_sample.min(dev.len()), seed);
         let dev_stream = BatchStream::new(dev.lengths(), cfg.dev_batch, seed ^ 0x5eed, true);
-        let encoder_ids =
-            param_paths(model).into_iter().filter(|(_, p)| is_encoder_param(p)).map(|(id, _)| id).collect();
-        Self {
+        let cosine_ids = cosine_params(model, &cfg.exclude_from_cosine)?;
+        Ok(Self {
             cfg,
             accum,
             n_labels,
@@ -149,14 +156,14 @@ impl MetaTartan {
             sample,
             dev,
             dev_stream,
-            encoder_ids,
+            cosine_ids,
             state: MetaState { logits: vec![0.0; n_tasks], step: 0 },
             logit_grads: vec![0.0; n_tasks],
             dev_grad: None,
             last_cos: vec![f64::NAN; n_tasks],
             last_norm: vec![f64::NAN; n_tasks],
             dev_loss: f64::NAN,
-        }
+        })
     }
 
     fn updating(&self) -> bool {
@@ -172,6 +179,26 @@ impl MetaTartan {
     pub fn dev_gradient(&self) -> Option<&GradBuffer> {
         self.dev_grad.as_ref().map(|(g, _)| g)
     }
+}
+
+/// The encoder's parameters, less those `exclude` names (checkpoint keys, or prefixes of them
+/// ending at a dot). A name that matches no parameter is an error: it is a typo.
+fn cosine_params(model: &TartanModel, exclude: &[String]) -> Result<HashSet<ParamId>> {
+    let encoder: Vec<(ParamId, String)> = param_paths(model)
+        .into_iter()
+        .filter(|(_, p)| is_encoder_param(p))
+        .map(|(id, p)| (id, p["encoder.".len()..].to_string()))
+        .collect();
+    let matches = |key: &str, name: &str| key == name || key.starts_with(&format!("{name}."));
+    for name in exclude {
+        if !encoder.iter().any(|(_, key)| matches(key, name)) {
+            bail!(
+                "meta.exclude_from_cosine: `{name}` names no encoder parameter; give a checkpoint key \
+                 or its prefix, e.g. `embeddings.token_type_embeddings`"
+            );
+        }
+    }
+    Ok(encoder.into_iter().filter(|(_, key)| !exclude.iter().any(|n| matches(key, n))).map(|(id, _)| id).collect())
 }
 
 /// CLS features of `split` through the encoder without autodiff or dropout, on `device`.
@@ -238,8 +265,8 @@ impl Weighting for MetaTartan {
         self.dev_loss = loss.clone().into_scalar::<f32>() as f64;
         let mut buffer = GradBuffer::default();
         buffer.add(&model.encoder, &loss.backward());
-        let encoder_ids = &self.encoder_ids;
-        let sq = buffer.sq_norm(|id| encoder_ids.contains(id));
+        buffer.retain(|id| self.cosine_ids.contains(id));
+        let sq = buffer.sq_norm(|_| true);
         self.dev_grad = Some((buffer, sq));
         Ok(())
     }

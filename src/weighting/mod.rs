@@ -60,7 +60,8 @@ pub trait Weighting {
 }
 
 /// Squared norm of the gradients in `grads` over `encoder`'s parameters and, given `dev`, their
-/// dot product with it, without keeping a copy of them. Returns (dot, squared norm).
+/// dot product with it, without keeping a copy of them. Returns (dot, squared norm). Given
+/// `dev`, both are over the parameters `dev` holds, so that a cosine is over one set.
 fn dot_and_norm(encoder: &Bert, grads: &Gradients, dev: Option<&GradBuffer>) -> (f64, f64) {
     struct Dot<'a> {
         grads: &'a Gradients,
@@ -70,11 +71,18 @@ fn dot_and_norm(encoder: &Bert, grads: &Gradients, dev: Option<&GradBuffer>) -> 
     }
     impl ModuleVisitor for Dot<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let dev = match self.dev {
+                Some(dev) => match dev.get(&param.id) {
+                    Some(d) => Some(d),
+                    None => return,
+                },
+                None => None,
+            };
             let Some(g) = param.val().grad(self.grads) else { return };
             let n = g.shape().num_elements();
             let g = g.reshape([n]);
             self.sq += kernels::sq_norm(&g);
-            if let Some(d) = self.dev.and_then(|dev| dev.get(&param.id)) {
+            if let Some(d) = dev {
                 self.dot += kernels::dot(&g, d);
             }
         }

@@ -112,16 +112,41 @@ fn gradient_of_the_weighted_sum_is_the_weighted_sum_of_gradients() {
 
 #[test]
 fn streamed_cosines_equal_a_direct_computation() {
+    streamed_cosines_equal_a_direct_computation_over(&[]);
+}
+
+#[test]
+fn cosines_leave_out_the_parameters_named_in_exclude_from_cosine() {
+    streamed_cosines_equal_a_direct_computation_over(&["embeddings.token_type_embeddings", "encoder.layer.1"]);
+}
+
+#[test]
+fn exclude_from_cosine_refuses_a_name_that_matches_no_parameter() {
     let setup = tiny_setup(12);
-    let cfg = config(&setup, "cos", &["strategy=\"meta-tartan\""]);
+    let mut cfg = config(&setup, "cos-typo", &["strategy=\"meta-tartan\""]);
+    cfg.meta.exclude_from_cosine = vec!["embeddings.token_type".into()];
+    let Parts { model, task, pad, .. } = parts(&setup, &cfg);
+    let n_labels = task.labels.len();
+    let err = MetaTartan::new(cfg.meta.clone(), 3, 1, &model, task.dev.unwrap(), n_labels, pad, 0).err().unwrap();
+    assert!(err.to_string().contains("`embeddings.token_type` names no encoder parameter"), "{err}");
+}
+
+/// Checks the streamed cosines against whole gradients, over the encoder's parameters except
+/// those under the `exclude` prefixes.
+fn streamed_cosines_equal_a_direct_computation_over(exclude: &[&str]) {
+    let setup = tiny_setup(12);
+    let mut cfg = config(&setup, "cos", &["strategy=\"meta-tartan\""]);
+    cfg.meta.exclude_from_cosine = exclude.iter().map(|s| s.to_string()).collect();
     let Parts { model, mut objectives, task, pad, device } = parts(&setup, &cfg);
     let n = objectives.len();
     let mut meta =
-        MetaTartan::new(cfg.meta.clone(), n, 1, &model, task.dev.clone().unwrap(), task.labels.len(), pad, 0);
+        MetaTartan::new(cfg.meta.clone(), n, 1, &model, task.dev.clone().unwrap(), task.labels.len(), pad, 0).unwrap();
     meta.begin_micro_step(&model, &device).unwrap();
     let dev = meta.dev_gradient().unwrap().clone();
     let paths = param_paths(&model);
-    let encoder = |id: &burn::module::ParamId| is_encoder_param(&paths[id]);
+    let excluded = |path: &str| exclude.iter().any(|e| path.starts_with(&format!("encoder.{e}.")));
+    assert!(exclude.iter().all(|e| paths.values().any(|p| p.starts_with(&format!("encoder.{e}.")))));
+    let encoder = |id: &burn::module::ParamId| is_encoder_param(&paths[id]) && !excluded(&paths[id]);
     let dev_norm = dev.sq_norm(encoder).sqrt();
     let mut direct = Vec::new();
     for (i, o) in objectives.iter_mut().enumerate() {
