@@ -6,6 +6,7 @@ mod checkpoints;
 mod common;
 mod config_doc;
 mod data;
+mod demo;
 mod export;
 mod faults;
 mod flex_matmul;
