@@ -18,6 +18,11 @@ pub struct TinySetup {
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The lock every test that draws from burn's generator holds while it runs.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl TinySetup {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -27,7 +32,7 @@ impl TinySetup {
 /// Writes `model/` (a random 2-layer BERT with an MLM head), `train/dev/test.jsonl`,
 /// `related.txt` and `noise.txt` into a temporary folder.
 pub fn tiny_setup(seed: u64) -> TinySetup {
-    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let task = generate(seed, 400, 200, 400);
     write_jsonl(&dir.path().join("train.jsonl"), &task.train).unwrap();
