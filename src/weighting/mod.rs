@@ -71,12 +71,10 @@ fn dot_and_norm(encoder: &Bert, grads: &Gradients, dev: Option<&GradBuffer>) -> 
     }
     impl ModuleVisitor for Dot<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let dev = match self.dev {
-                Some(dev) => match dev.get(&param.id) {
-                    Some(d) => Some(d),
-                    None => return,
-                },
-                None => None,
+            let dev = match self.dev.map(|dev| dev.get(&param.id)) {
+                // Not in the set the dev gradient, and so the cosine, is over.
+                Some(None) => return,
+                dev => dev.flatten(),
             };
             let Some(g) = param.val().grad(self.grads) else { return };
             let n = g.shape().num_elements();
