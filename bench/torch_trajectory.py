@@ -9,9 +9,18 @@ scale is torch.nn.Linear's bound, 1/sqrt(fan_in). The fixture holds the token id
 per-step loss and gradient norm, the gradient norm of every parameter at step 1, and how far
 every parameter moved after the last step. tests/it/parity.rs replays it.
 
-    bench/torch_trajectory.py        # installs ../torch-venv if missing, then runs in it
+With `--epoch SEED OUT` it writes OUT instead: one whole epoch (131 steps) of the ChemProt
+fine-tune at the reference settings (batch 32, max length 128, lr 5e-5, warm-up 6% of a 3-epoch
+schedule), batches shuffled as ../shared/reference/torch_finetune.py shuffles them with
+`random.seed(SEED)`, plus the dev split's token ids and PyTorch's dev predictions after the
+epoch. Too large to commit (2.8 MB) and too slow for CI (about 6 minutes a side): the ignored
+test `minilm_epoch_trajectory_matches_pytorch` replays it on request.
+
+    bench/torch_trajectory.py                    # installs ../torch-venv if missing, then runs in it
+    bench/torch_trajectory.py --epoch 0 /tmp/epoch.json
+    TARTAN_EPOCH_TRAJECTORY=/tmp/epoch.json cargo test --release --test it epoch_trajectory -- --ignored
 """
-import json, math, os
+import json, math, os, random, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -26,10 +35,23 @@ from transformers import BertModel
 torch.set_num_threads(2)
 SHARED = os.environ.get("TARTAN_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
 MODEL = os.path.join(SHARED, "models", "all-MiniLM-L6-v2")
-DATA = os.path.join(SHARED, "datasets", "chemprot", "train.jsonl")
-STEPS, BATCH, MAXLEN, LR, WARMUP = 10, 8, 48, 1e-4, 2
+DATA = os.path.join(SHARED, "datasets", "chemprot")
+EPOCH = sys.argv[1:2] == ["--epoch"]
+if EPOCH:
+    SEED, OUT = int(sys.argv[2]), sys.argv[3]
+    BATCH, MAXLEN, LR = 32, 128, 5e-5
+else:
+    STEPS, BATCH, MAXLEN, LR, WARMUP, TOTAL = 10, 8, 48, 1e-4, 2, 10
 
-rows = [json.loads(l) for l in open(DATA)]
+rows = [json.loads(l) for l in open(os.path.join(DATA, "train.jsonl"))]
+if EPOCH:
+    order = list(range(len(rows)))
+    random.seed(SEED)
+    random.shuffle(order)
+    rows = [rows[i] for i in order]
+    STEPS = (len(rows) + BATCH - 1) // BATCH
+    TOTAL = 3 * STEPS
+    WARMUP = int(0.06 * TOTAL)
 labels = sorted({str(r["label"]) for r in rows})
 tok = Tokenizer.from_file(os.path.join(MODEL, "tokenizer.json"))
 tok.enable_truncation(MAXLEN)
@@ -61,7 +83,7 @@ opt = torch.optim.AdamW([{"params": [p for n, p in named if not nd(n)], "weight_
                          {"params": [p for n, p in named if nd(n)], "weight_decay": 0.0}],
                         lr=LR, betas=(0.9, 0.98), eps=1e-6)
 sched = torch.optim.lr_scheduler.LambdaLR(
-    opt, lambda s: s / max(1, WARMUP) if s < WARMUP else max(0.0, (STEPS - s) / max(1, STEPS - WARMUP)))
+    opt, lambda s: s / max(1, WARMUP) if s < WARMUP else max(0.0, (TOTAL - s) / max(1, TOTAL - WARMUP)))
 start = {n: p.detach().clone() for n, p in named}
 
 batches, losses, norms, first_grads = [], [], [], {}
@@ -90,6 +112,18 @@ out = {
     "first_grad_norms": first_grads, "moved": moved,
 }
 path = os.path.join(REPO, "tests", "fixtures", "minilm-trajectory.json")
+if EPOCH:
+    out["settings"]["total_steps"] = TOTAL
+    dev = [json.loads(l) for l in open(os.path.join(DATA, "dev.jsonl"))]
+    head.eval()
+    out["dev"] = {"ids": [], "labels": [labels.index(str(r["label"])) for r in dev], "predictions": []}
+    with torch.no_grad():
+        for i in range(0, len(dev), 64):
+            e = tok.encode_batch([r["text"] for r in dev[i:i + 64]])
+            ids, mask = torch.tensor([x.ids for x in e]), torch.tensor([x.attention_mask for x in e])
+            out["dev"]["predictions"] += head(enc(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]).argmax(-1).tolist()
+            out["dev"]["ids"] += [[i for i, m in zip(x.ids, x.attention_mask) if m] for x in e]
+    path = OUT
 with open(path, "w") as f:
     json.dump(out, f)
 print("wrote", path, "losses", [round(l, 4) for l in losses])
