@@ -105,7 +105,7 @@ for step in range(STEPS):
 
 moved = {n: (p.detach() - start[n]).norm().item() for n, p in named}
 out = {
-    "settings": {"steps": STEPS, "batch": BATCH, "max_length": MAXLEN, "lr": LR, "warmup_steps": WARMUP,
+    "settings": {"steps": STEPS, "total_steps": TOTAL, "batch": BATCH, "max_length": MAXLEN, "lr": LR, "warmup_steps": WARMUP,
                  "betas": [0.9, 0.98], "eps": 1e-6, "weight_decay": 0.01, "clip": 1.0, "n_labels": N,
                  "torch": torch.__version__},
     "batches": batches, "losses": losses, "grad_norms": norms,
@@ -113,7 +113,6 @@ out = {
 }
 path = os.path.join(REPO, "tests", "fixtures", "minilm-trajectory.json")
 if EPOCH:
-    out["settings"]["total_steps"] = TOTAL
     dev = [json.loads(l) for l in open(os.path.join(DATA, "dev.jsonl"))]
     head.eval()
     out["dev"] = {"ids": [], "labels": [labels.index(str(r["label"])) for r in dev], "predictions": []}

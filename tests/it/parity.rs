@@ -9,6 +9,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use tartan::loss::cross_entropy;
 use tartan::model::{ClassificationHead, EncoderInput, TartanModel, weights};
+use tartan::train::evaluate::{argmax, predict_probs};
 use tartan::train::pretrained::Pretrained;
 
 const TOL: f64 = 1e-4;
@@ -273,7 +274,7 @@ fn replay_trajectory(
     use tartan::optim::{AdamW, AdamWConfig, GradBuffer, Group, linear_schedule};
     let s = &fixture.settings;
     let setting = |key: &str| s[key].as_u64().unwrap_or_else(|| panic!("fixture setting {key}")) as usize;
-    let total = s.get("total_steps").map_or_else(|| setting("steps"), |_| setting("total_steps"));
+    let (warmup, total) = (setting("warmup_steps"), setting("total_steps"));
     let p = Pretrained::from_dir(&shared.join("models/all-MiniLM-L6-v2")).unwrap();
     let device = Device::flex().autodiff();
     let (encoder, _) = p.load(false, &device).unwrap();
@@ -299,7 +300,7 @@ fn replay_trajectory(
             step + 1
         );
         assert!((norm - want_norm).abs() < tol.1 * want_norm, "step {}: gradient norm {norm} vs {want_norm}", step + 1);
-        model = optim.step(model, buffer, linear_schedule(step, setting("warmup_steps"), total), &groups);
+        model = optim.step(model, buffer, linear_schedule(step, warmup, total), &groups);
     }
     model
 }
@@ -363,14 +364,8 @@ fn minilm_epoch_trajectory_matches_pytorch() {
     let dev = fixture.dev.as_ref().unwrap_or_else(|| panic!("{path} has no dev split: write it with --epoch"));
     // Rounding differences compound over 131 steps; 1e-3 still fails a wrong rate or schedule.
     let model = replay_trajectory(&shared, &fixture, (1e-3, 1e-3), |_, _, _| {}).valid();
-    let device = Device::flex();
-    let mut predictions = Vec::new();
-    for chunk in dev.ids.chunks(64) {
-        let seqs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
-        let logits = model.classifier.forward(model.encoder.forward(&EncoderInput::pad(&seqs, 0, &device)));
-        predictions
-            .extend(logits.argmax(1).into_data_as::<i64>().try_to_vec::<i64>().unwrap().iter().map(|p| *p as usize));
-    }
+    let probs = predict_probs(&model, &dev.ids, 64, 0, &Device::flex());
+    let predictions: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
     let share = |a: &[usize], b: &[usize]| a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64;
     let (agree, accuracy) = (share(&predictions, &dev.predictions), share(&predictions, &dev.labels));
     println!(
