@@ -56,6 +56,14 @@ pub struct Trainer {
     pub(super) log: MetricsLog,
 }
 
+/// The seed of the random draws (dropout masks, the device's stream) of the step that starts
+/// after `step` finished ones, in a run with seed `seed`. Masks depend on (seed, step) only, so
+/// a resumed run draws the ones an uninterrupted run would. `bench/torch_trajectory.py
+/// --dropout` draws the same for PyTorch.
+pub fn dropout_step_seed(seed: u64, step: usize) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(step as u64)
+}
+
 enum StepOutcome {
     Updated { losses: Vec<f64>, accuracies: Vec<Option<f64>>, grad_norm: f64, figures: StepFigures },
     Skipped(String),
@@ -125,8 +133,7 @@ impl Trainer {
                     self.cfg.output_dir.display()
                 );
             }
-            // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones.
-            let step_seed = self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(self.state.step as u64);
+            let step_seed = dropout_step_seed(self.cfg.seed, self.state.step);
             self.device.seed(step_seed);
             self.model.reseed_dropout(step_seed);
             let (lr, head_lr) = self.plan.lrs(self.state.step);
