@@ -6,7 +6,7 @@ output, then the head's two) takes the next call seed; a call's mask is a counte
 seed and the element's row-major position.
 
     import tartan_masks; tartan_masks.install()
-    tartan_masks.STREAM.reseed(step_seed)   # before each step's forward
+    tartan_masks.STREAM.reseed(tartan_masks.step_seed(run_seed, step))   # before each step's forward
 """
 import numpy as np
 import torch
@@ -45,6 +45,11 @@ def scales(seed, prob, n):
             h = fmix32(fmix32(_J[:m] + lo) ^ hi)
             out[i * CHUNK:i * CHUNK + m] = np.where(h < threshold, scale, np.float32(0.0))
     return out
+
+
+def step_seed(seed, step):
+    """`train::trainer::dropout_step_seed`: the masks' seed for the step after `step` finished ones."""
+    return (seed * 1_000_003 + step) & M64
 
 
 class Stream:

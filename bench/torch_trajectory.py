@@ -109,8 +109,8 @@ for step in range(STEPS):
     mask = torch.tensor([x.attention_mask for x in e])
     y = torch.tensor([labels.index(str(r["label"])) for r in rs])
     batches.append({"ids": [[i for i, m in zip(x.ids, x.attention_mask) if m] for x in e], "labels": y.tolist()})
-    if DROPOUT:  # tartan's step seed (train::dropout_step_seed)
-        tartan_masks.STREAM.reseed(SEED * 1_000_003 + step)
+    if DROPOUT:
+        tartan_masks.STREAM.reseed(tartan_masks.step_seed(SEED, step))
     loss = F.cross_entropy(head(enc(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]), y)
     loss.backward()
     if step == 0:  # before clipping, which scales the gradients in place

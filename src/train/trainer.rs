@@ -58,8 +58,8 @@ pub struct Trainer {
 
 /// The seed of the random draws (dropout masks, the device's stream) of the step that starts
 /// after `step` finished ones, in a run with seed `seed`. Masks depend on (seed, step) only, so
-/// a resumed run draws the ones an uninterrupted run would. `bench/torch_trajectory.py
-/// --dropout` draws the same for PyTorch.
+/// a resumed run draws the ones an uninterrupted run would. `bench/tartan_masks.py` has the
+/// same formula for PyTorch runs that draw our masks.
 pub fn dropout_step_seed(seed: u64, step: usize) -> u64 {
     seed.wrapping_mul(1_000_003).wrapping_add(step as u64)
 }

@@ -276,7 +276,7 @@ fn replay_trajectory(
     use tartan::optim::{AdamW, AdamWConfig, GradBuffer, Group, linear_schedule};
     let s = &fixture.settings;
     let setting = |key: &str| s[key].as_u64().unwrap_or_else(|| panic!("fixture setting {key}")) as usize;
-    let (warmup, total) = (setting("warmup_steps"), setting("total_steps"));
+    let (warmup, total, seed) = (setting("warmup_steps"), setting("total_steps"), setting("seed") as u64);
     let p = Pretrained::from_dir(&shared.join("models/all-MiniLM-L6-v2")).unwrap();
     let device = Device::flex().autodiff();
     let (encoder, _) = p.load(false, &device).unwrap();
@@ -288,7 +288,7 @@ fn replay_trajectory(
     let mut optim = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.98, eps: 1e-6, groups: vec![group] });
     for (step, batch) in fixture.batches.iter().enumerate() {
         let seqs: Vec<&[u32]> = batch.ids.iter().map(Vec::as_slice).collect();
-        model.reseed_dropout(dropout_step_seed(setting("seed") as u64, step));
+        model.reseed_dropout(dropout_step_seed(seed, step));
         let logits = model.classifier.forward(model.encoder.forward(&EncoderInput::pad(&seqs, 0, &device)));
         let loss = cross_entropy(logits, tartan::data::batch::labels_tensor(&batch.labels, &device));
         let value = loss.clone().into_scalar::<f32>() as f64;
@@ -366,8 +366,8 @@ fn minilm_training_trajectory_with_dropout_matches_pytorch() {
     replay_trajectory(&shared, &fixture, (1e-5, 1e-4), |_, _, _| {});
 }
 
-/// A whole epoch (131 steps) of the ChemProt fine-tune at the reference settings, dropout off,
-/// lands where PyTorch's does: every step's loss and gradient norm, and the dev predictions
+/// A whole epoch (131 steps) of the ChemProt fine-tune at the reference settings (dropout off
+/// unless the fixture was written with `--dropout`) lands where PyTorch's does: every step's loss and gradient norm, and the dev predictions
 /// after it. Its fixture is 2.8 MB and each side takes minutes, so it runs on request:
 /// `bench/torch_trajectory.py --epoch 0 F`, then `TARTAN_EPOCH_TRAJECTORY=F cargo test
 /// --release --test it epoch_trajectory -- --ignored`. Measured 2026-11-30 (seed 0): every
