@@ -3,6 +3,7 @@
 
     gpu_smoke.py half SRC DST            # MiniLM folder -> the same with fp16 weights (stdlib only)
     gpu_smoke.py expand SRC DST          # back to f32 (stdlib only)
+    gpu_smoke.py base SRC DST            # roberta-base's layer shapes, random weights, SRC's tokenizer
     gpu_smoke.py torch --model M --task T --out OUT   # PyTorch's steps, one OUT/torch-*.json each
     gpu_smoke.py summary OUT             # OUT/*.json -> OUT/summary.json and OUT/summary.md
 
@@ -56,6 +57,29 @@ def convert(src, dst, want):
         g.write(text)
         for c in chunks:
             g.write(c)
+
+
+def base(src, dst):
+    """A BERT folder with roberta-base's layer shapes (12 layers, hidden 768, 12 heads, FFN 3072)
+    and random weights, for the MFU of a model larger than MiniLM: roberta-base itself cannot
+    travel (no network there, 64 MiB carried) and its BPE tokenizer only changes the embedding
+    table, which the step's FLOPs do not count. Keeps `src`'s tokenizer and vocabulary."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    with open(os.path.join(src, "config.json")) as f:
+        config = json.load(f)
+    config.update(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(**config), add_pooling_layer=False)
+    model.save_pretrained(dst, safe_serialization=True)
+    with open(os.path.join(dst, "config.json"), "w") as f:  # the same keys as src's, not this transformers' own
+        json.dump(config, f, indent=2)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if os.path.exists(os.path.join(src, name)):
+            with open(os.path.join(src, name), "rb") as f, open(os.path.join(dst, name), "wb") as g:
+                g.write(f.read())
+    print(json.dumps({"model": dst, "parameters": sum(p.numel() for p in model.parameters()), **config}))
 
 
 # ---------------------------------------------------------------- PyTorch steps
@@ -266,7 +290,7 @@ def torch_all(args):
         for shape in args.shapes.split(","):
             batch, length = map(int, shape.split("x"))
             for dtype in args.dtypes.split(","):
-                name = f"torch-{kind}-{shape}-{dtype}"
+                name = f"torch-{args.tag}{kind}-{shape}-{dtype}"
                 try:
                     make = finetune_step if kind == "step" else meta_step
                     median, mem = c.timed(make(c, batch, length, dtype), args.reps if kind == "step" else max(1, args.reps // 2))
@@ -305,6 +329,7 @@ def step_flops(model_dir, batch, length):
 def summary(out):
     peak = float(os.environ.get("PEAK_TFLOPS", "989")) * 1e12
     model = os.environ.get("SMOKE_MODEL", "")
+    base_model = os.environ.get("SMOKE_BASE_MODEL", "")
     results = {}
     for name in sorted(os.listdir(out)):
         if name.endswith(".json") and not name.startswith("summary"):
@@ -323,26 +348,28 @@ def summary(out):
                 if os.path.exists(extra) and open(extra).read().strip():
                     results[key][field] = float(open(extra).read())
     rows = []
-    for shape in ("32x128", "64x512"):
+    # (tag, model folder, shapes, kinds): MiniLM, then the roberta-base-shaped random model.
+    sets = [("", model, ("32x128", "64x512"), ("step", "meta")), ("base-", base_model, ("64x512",), ("step",))]
+    cells = [(t, m, s, k, d) for t, m, shapes, kinds in sets for s in shapes for k in kinds for d in ("f32", "bf16")]
+    for tag, model_dir, shape, kind, dtype in cells:
         b, l = map(int, shape.split("x"))
-        flops = step_flops(model, b, l) if model else None
-        for kind in ("step", "meta"):
-            for dtype in ("f32", "bf16"):
-                t = results.get(f"tartan-{kind}-{shape}-{dtype}", {})
-                p = results.get(f"torch-{kind}-{shape}-{dtype}")
-                if p is None:  # the PyTorch process did not get this far
-                    p = {"error": "PyTorch: " + str(results.get("torch-all", {}).get("error", "no result"))}
-                row = {"workload": f"{kind} {shape} {dtype}", "tartan_s": t.get("median"), "torch_s": p.get("median"),
-                       "tartan_gpu_mem_mb": t.get("gpu_mem_peak_mb"), "torch_reserved_mb": p.get("peak_reserved_mb"),
-                       "torch_allocated_mb": p.get("peak_allocated_mb"),
-                       "note": "; ".join(str(x) for x in (t.get("note"), t.get("error"), p.get("error")) if x)}
-                if row["tartan_s"] and row["torch_s"]:
-                    row["tartan_over_torch"] = row["tartan_s"] / row["torch_s"]
-                if kind == "step" and flops:
-                    for who in ("tartan", "torch"):
-                        if row[f"{who}_s"]:
-                            row[f"{who}_mfu"] = flops / row[f"{who}_s"] / peak
-                rows.append(row)
+        flops = step_flops(model_dir, b, l) if model_dir else None
+        t = results.get(f"tartan-{tag}{kind}-{shape}-{dtype}", {})
+        p = results.get(f"torch-{tag}{kind}-{shape}-{dtype}")
+        if p is None:  # the PyTorch process did not get this far
+            p = {"error": "PyTorch: " + str(results.get("torch-all", {}).get("error", "no result"))}
+        what = f"{'roberta-base-shaped ' if tag else ''}{kind} {shape} {dtype}"
+        row = {"workload": what, "tartan_s": t.get("median"), "torch_s": p.get("median"),
+               "tartan_gpu_mem_mb": t.get("gpu_mem_peak_mb"), "torch_reserved_mb": p.get("peak_reserved_mb"),
+               "torch_allocated_mb": p.get("peak_allocated_mb"),
+               "note": "; ".join(str(x) for x in (t.get("note"), t.get("error"), p.get("error")) if x)}
+        if row["tartan_s"] and row["torch_s"]:
+            row["tartan_over_torch"] = row["tartan_s"] / row["torch_s"]
+        if kind == "step" and flops:
+            for who in ("tartan", "torch"):
+                if row[f"{who}_s"]:
+                    row[f"{who}_mfu"] = flops / row[f"{who}_s"] / peak
+        rows.append(row)
     doc = {"peak_tflops_used": peak / 1e12, "mfu_flops": "6 x non-embedding params x tokens + 12 x layers x hidden x length x tokens (training)",
            "rows": rows, "raw": results}
     with open(os.path.join(out, "summary.json"), "w") as f:
@@ -386,6 +413,8 @@ def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd in ("half", "expand") and len(sys.argv) == 4:
         return convert(sys.argv[2], sys.argv[3], "F16" if cmd == "half" else "F32")
+    if cmd == "base" and len(sys.argv) == 4:
+        return base(sys.argv[2], sys.argv[3])
     if cmd == "summary" and len(sys.argv) == 3:
         return summary(sys.argv[2])
     if cmd == "torch":
@@ -398,6 +427,7 @@ def main():
         ap.add_argument("--dtypes", default="f32,bf16")
         ap.add_argument("--reps", type=int, default=6, help="fine-tune steps timed; META-TARTAN half as many")
         ap.add_argument("--device", default="cuda")
+        ap.add_argument("--tag", default="", help="prefix of the result files' names after torch-, as base-")
         return torch_all(ap.parse_args(sys.argv[2:]))
     sys.exit(__doc__)
 
