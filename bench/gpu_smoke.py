@@ -353,11 +353,13 @@ def summary(out):
     cells = [(t, m, s, k, d) for t, m, shapes, kinds in sets for s in shapes for k in kinds for d in ("f32", "bf16")]
     for tag, model_dir, shape, kind, dtype in cells:
         b, l = map(int, shape.split("x"))
-        flops = step_flops(model_dir, b, l) if model_dir else None
+        made = model_dir and os.path.exists(os.path.join(model_dir, "config.json"))  # base-model may have failed
+        flops = step_flops(model_dir, b, l) if made else None
         t = results.get(f"tartan-{tag}{kind}-{shape}-{dtype}", {})
         p = results.get(f"torch-{tag}{kind}-{shape}-{dtype}")
         if p is None:  # the PyTorch process did not get this far
-            p = {"error": "PyTorch: " + str(results.get("torch-all", {}).get("error", "no result"))}
+            process = "torch-base" if tag else "torch-all"
+            p = {"error": "PyTorch: " + str(results.get(process, {}).get("error", "no result"))}
         what = f"{'roberta-base-shaped ' if tag else ''}{kind} {shape} {dtype}"
         row = {"workload": what, "tartan_s": t.get("median"), "torch_s": p.get("median"),
                "tartan_gpu_mem_mb": t.get("gpu_mem_peak_mb"), "torch_reserved_mb": p.get("peak_reserved_mb"),

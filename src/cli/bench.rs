@@ -312,6 +312,7 @@ fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64>> {
     cfg.eval.test = false;
     // Fitting the fresh MLM head first only delays the timed steps (up to 1,000 forward passes).
     cfg.mlm_warmup.mode = WarmupMode::Off;
+    cfg.device = args.device;
     cfg.train.precision = args.precision;
     cfg.meta.dev_batch = if args.smoke { 4 } else { 64 };
     cfg.meta.dev_head_sample = if args.smoke { 4 } else { 32 };

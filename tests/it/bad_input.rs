@@ -163,6 +163,21 @@ fn a_device_that_cannot_be_used_is_explained() {
     assert!(err.is_empty() || err.contains("--device cpu"), "{err}");
 }
 
+/// Every `tartan bench` workload that computes computes where `--device` says: `meta` once ran
+/// on the CPU while its report said cuda. Without the `cuda` feature each must refuse cuda.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn every_bench_workload_uses_the_device_asked_for() {
+    let setup = tiny_setup(24);
+    std::fs::copy(setup.path("related.txt"), setup.path("train.txt")).unwrap();
+    let (model, task) = (setup.model.display().to_string(), setup.dir.path().display().to_string());
+    for workload in ["step", "forward", "parity", "epoch", "eval", "meta"] {
+        let out = tartan(&["bench", workload, "--smoke", "--device", "cuda", "--model", &model, "--task", &task]);
+        let err = stderr(&out);
+        assert!(!out.status.success() && err.contains("built without CUDA support"), "{workload}: {err}");
+    }
+}
+
 #[test]
 fn impossible_configurations_are_refused() {
     let setup = tiny_setup(22);
