@@ -146,7 +146,7 @@ run torch-all 150 python3 bench/gpu_smoke.py torch --model "$model" --task "$tas
 
 # 200 optimizer steps on ChemProt with the TARTAN reference settings (configs/), evaluated on
 # dev and test at steps 100 and 200. META-TARTAN's MLM-head warm-up is capped at 200 steps (the
-# default, 1000, could take the part's whole cap). docs/BENCHMARKS.md has the same runs on the CPU.
+# default, 1000, could take the part's whole cap). docs/BENCHMARKS.md has both on the CPU.
 sets=(--set "model.name=$model" --set "task.train=$task/train.jsonl" --set "task.dev=$task/dev.jsonl"
   --set "task.test=$task/test.jsonl" --set train.max_steps=200 --set eval.every_steps=100)
 run train-finetune-200 120 "$bin" train --config configs/chemprot-tartan-finetune.toml --device cuda \
