@@ -24,13 +24,21 @@ import argparse, json, os, random, statistics, struct, sys, time
 DTYPES = {"F32": ("f", 4), "F16": ("e", 2)}
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def copy_files(src, dst, names):
+    """Copies those of `names` that `src` has into `dst`."""
+    for name in names:
+        if os.path.exists(os.path.join(src, name)):
+            with open(os.path.join(src, name), "rb") as f, open(os.path.join(dst, name), "wb") as g:
+                g.write(f.read())
+
+
 def convert(src, dst, want):
     """Copies a model folder, rewriting model.safetensors with every float tensor as `want`."""
     os.makedirs(dst, exist_ok=True)
-    for name in os.listdir(src):
-        if name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-            with open(os.path.join(src, name), "rb") as f, open(os.path.join(dst, name), "wb") as g:
-                g.write(f.read())
+    copy_files(src, dst, ("config.json",) + TOKENIZER_FILES)
     with open(os.path.join(src, "model.safetensors"), "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
@@ -75,10 +83,7 @@ def base(src, dst):
     model.save_pretrained(dst, safe_serialization=True)
     with open(os.path.join(dst, "config.json"), "w") as f:  # the same keys as src's, not this transformers' own
         json.dump(config, f, indent=2)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-        if os.path.exists(os.path.join(src, name)):
-            with open(os.path.join(src, name), "rb") as f, open(os.path.join(dst, name), "wb") as g:
-                g.write(f.read())
+    copy_files(src, dst, TOKENIZER_FILES)
     print(json.dumps({"model": dst, "parameters": sum(p.numel() for p in model.parameters()), **config}))
 
 

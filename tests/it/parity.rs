@@ -367,8 +367,8 @@ fn minilm_training_trajectory_with_dropout_matches_pytorch() {
 }
 
 /// A whole epoch (131 steps) of the ChemProt fine-tune at the reference settings (dropout off
-/// unless the fixture was written with `--dropout`) lands where PyTorch's does: every step's loss and gradient norm, and the dev predictions
-/// after it. Its fixture is 2.8 MB and each side takes minutes, so it runs on request:
+/// unless the fixture was written with `--dropout`) lands where PyTorch's does: every step's
+/// loss and gradient norm, and the dev predictions after it. Its fixture is 2.8 MB and each side takes minutes, so it runs on request:
 /// `bench/torch_trajectory.py --epoch 0 F`, then `TARTAN_EPOCH_TRAJECTORY=F cargo test
 /// --release --test it epoch_trajectory -- --ignored`. Measured 2026-11-30 (seed 0): every
 /// loss equal to 5 decimals, all 2427 dev predictions the same.
