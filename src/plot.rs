@@ -1,7 +1,7 @@
 //! Line charts as PNG and SVG with an embedded font (DejaVu Sans), so they draw the same on
 //! machines without system fonts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use anyhow::{Result, anyhow};
@@ -52,15 +52,43 @@ fn register_font() {
     });
 }
 
-/// Draws `panels` stacked vertically into `<stem>.png` and `<stem>.svg`.
-pub fn draw(stem: &Path, title: &str, x_label: &str, panels: &[Panel]) -> Result<()> {
+/// Draws `panels` stacked vertically into `<stem>.png` and `<stem>.svg`; returns the PNG's path.
+/// The suffixes are appended, so a stem with a dot in its name (`meta-tartan-acl.arc`) keeps it.
+pub fn draw(stem: &Path, title: &str, x_label: &str, panels: &[Panel]) -> Result<PathBuf> {
     register_font();
     let size = (960, 360 * panels.len() as u32 + 40);
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
+    let with = |suffix: &str| {
+        let mut name = stem.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let (png, svg) = (with(".png"), with(".svg"));
     draw_on(BitMapBackend::new(&png, size).into_drawing_area(), title, x_label, panels)?;
     draw_on(SVGBackend::new(&svg, size).into_drawing_area(), title, x_label, panels)?;
-    Ok(())
+    Ok(png)
+}
+
+/// The corner of the plot whose quarter-ish holds the fewest points, so the legend hides as
+/// little as possible (rising curves end upper right, falling ones lower right); upper right
+/// on a tie.
+fn legend_corner(series: &[Series], x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
+    // The legend box spans about 40% of the width and, for a handful of series, half the height.
+    let (right, top) = (x.0 + 0.6 * (x.1 - x.0), y.0 + 0.5 * (y.1 - y.0));
+    let (left, bottom) = (x.0 + 0.4 * (x.1 - x.0), y.0 + 0.5 * (y.1 - y.0));
+    let corners = [
+        (SeriesLabelPosition::UpperRight, (right, f64::INFINITY), (top, f64::INFINITY)),
+        (SeriesLabelPosition::LowerRight, (right, f64::INFINITY), (f64::NEG_INFINITY, bottom)),
+        (SeriesLabelPosition::UpperLeft, (f64::NEG_INFINITY, left), (top, f64::INFINITY)),
+        (SeriesLabelPosition::LowerLeft, (f64::NEG_INFINITY, left), (f64::NEG_INFINITY, bottom)),
+    ];
+    let inside = |(xr, yr): ((f64, f64), (f64, f64))| {
+        series
+            .iter()
+            .flat_map(|s| &s.points)
+            .filter(|(px, py)| (xr.0..=xr.1).contains(px) && (yr.0..=yr.1).contains(py))
+            .count()
+    };
+    corners.into_iter().min_by_key(|(_, xr, yr)| inside((*xr, *yr))).map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
 fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, x_label: &str, panels: &[Panel]) -> Result<()>
@@ -121,10 +149,25 @@ where
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 13))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(&panel.series, (x0, x1), (y0 - pad, y1 + pad)))
             .draw()
             .map_err(err)?;
     }
     root.present().map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legend_goes_to_the_emptiest_corner() {
+        let line = |f: fn(f64) -> f64| vec![Series::line("s", (0..=10).map(|i| (i as f64, f(i as f64))).collect())];
+        let corner = |s: &[Series]| format!("{:?}", legend_corner(s, (0.0, 10.0), (0.0, 10.0)));
+        // A rising curve ends upper right and leaves lower right empty; a falling one the reverse.
+        assert_eq!(corner(&line(|x| x)), "LowerRight");
+        assert_eq!(corner(&line(|x| 10.0 - x)), "UpperRight");
+        assert_eq!(corner(&[]), "UpperRight");
+    }
 }

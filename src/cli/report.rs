@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::report::summary::{RunSummary, write_report};
+use crate::report::summary::{Detail, RunSummary, write_report};
 
 #[derive(Args)]
 pub struct ReportArgs {
@@ -14,11 +14,16 @@ pub struct ReportArgs {
     /// The folder report.md is written into (created if missing).
     #[arg(long, default_value = "report")]
     pub output: PathBuf,
+    /// Only the comparison (tables, charts across runs, one line per run), without a section
+    /// and charts per run: small enough to commit for a whole study.
+    #[arg(long)]
+    pub overview: bool,
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
     let runs: Vec<RunSummary> = args.runs.iter().map(|d| RunSummary::read(d)).collect::<Result<_>>()?;
-    let path = write_report(&runs, &args.output)?;
+    let detail = if args.overview { Detail::Overview } else { Detail::PerRun };
+    let path = write_report(&runs, &args.output, detail)?;
     println!("{}", path.display());
     Ok(())
 }

@@ -2,15 +2,14 @@
 //! finished runs are skipped and interrupted ones resumed; then the results table as Markdown,
 //! CSV and JSON.
 
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
 
 use crate::config::{DeviceKind, RunConfig, Strategy};
-use crate::fsutil::write_atomic;
-use crate::report::summary::{RunSummary, mean_std, table, table_markdown};
+use crate::report::comparison::write_tables;
+use crate::report::summary::RunSummary;
 use crate::runlock::RunFolderInUse;
 use crate::train::records::copy_run_records;
 use crate::train::run_folder::held_run;
@@ -159,26 +158,4 @@ fn without(args: &SweepArgs, cfg: &RunConfig, name: &str) -> Result<RunConfig> {
     variant.output_dir = args.output.join(cfg.task.name()).join(folder).join(format!("seed{}", cfg.seed));
     variant.validate()?;
     Ok(variant)
-}
-
-/// `results.md/.csv/.json` in `out`: the comparison table over `runs`. Returns the Markdown.
-fn write_tables(runs: &[RunSummary], out: &Path) -> Result<String> {
-    let md = table_markdown(runs);
-    write_atomic(&out.join("results.md"), md.as_bytes())?;
-    let mut csv = String::from("strategy,task,split,mean,std,n,values\n");
-    let mut json = serde_json::Map::new();
-    for ((strategy, task), (dev, test)) in table(runs) {
-        for (split, values) in [("dev", &dev), ("test", &test)] {
-            let (mean, std) = if values.is_empty() { (f64::NAN, f64::NAN) } else { mean_std(values) };
-            let list: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
-            let _ = writeln!(csv, "{strategy},{task},{split},{mean:.2},{std:.2},{},{}", values.len(), list.join(";"));
-            json.insert(
-                format!("{strategy}/{task}/{split}"),
-                serde_json::json!({"mean": mean, "std": std, "values": values}),
-            );
-        }
-    }
-    write_atomic(&out.join("results.csv"), csv.as_bytes())?;
-    write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
-    Ok(md)
 }

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::summary::{RunSummary, mean_std};
+use super::comparison::mean_std;
+use super::summary::RunSummary;
 use crate::config::Strategy;
 use crate::plot::{Panel, Series, draw};
 use crate::train::charts::{RunLog, run_name};
@@ -51,7 +52,7 @@ fn task_figures(log: &RunLog) -> BTreeMap<String, TaskFigures> {
 }
 
 /// Per task, its gradient norm's share of the sum over all tasks at each logged step.
-fn shares(log: &RunLog) -> BTreeMap<String, Vec<(f64, f64)>> {
+pub(super) fn shares(log: &RunLog) -> BTreeMap<String, Vec<(f64, f64)>> {
     let norms: Vec<(&str, &Vec<(f64, f64)>)> =
         log.train.iter().filter_map(|(k, v)| Some((k.strip_prefix("grad_norm.")?, v))).collect();
     let mut by_step: BTreeMap<u64, Vec<(&str, f64)>> = BTreeMap::new();
@@ -75,7 +76,7 @@ fn shares(log: &RunLog) -> BTreeMap<String, Vec<(f64, f64)>> {
 
 /// Centred moving average over about a tenth of the points (at least 3), so a trend reads
 /// through the step-to-step noise; near the ends the window holds fewer points.
-fn smooth(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+pub(super) fn smooth(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     let half = (points.len() / 20).max(1);
     (0..points.len())
         .map(|i| {
@@ -157,7 +158,7 @@ fn file_part(name: &str) -> String {
 
 /// The chart of one corpus: weight, cosine with the dev gradient and share of the update,
 /// with the end-task's for reference. Panels without logged figures are left out.
-fn draw_corpus(stem: &Path, title: &str, name: &str, f: &TaskFigures, end: &TaskFigures) -> Result<()> {
+fn draw_corpus(stem: &Path, title: &str, name: &str, f: &TaskFigures, end: &TaskFigures) -> Result<PathBuf> {
     let mut panels = vec![Panel {
         title: format!("Weight of {name} in the loss (end-task for reference)"),
         y_label: "weight".into(),
@@ -211,8 +212,7 @@ pub fn section(run: &RunSummary, runs: &[RunSummary], charts: &Path, out: &Path)
         let f = figures.get(&a.name).unwrap_or(&empty);
         let _ = writeln!(md, "{} {} |", figures_row(&a.name, f, steps), with_without(run, runs, &a.name, split));
         let stem = charts.join(format!("aux-{}", file_part(&a.name)));
-        draw_corpus(&stem, &format!("{}: auxiliary corpus {}", run_name(&run.dir), a.name), &a.name, f, end)?;
-        let png = stem.with_extension("png");
+        let png = draw_corpus(&stem, &format!("{}: auxiliary corpus {}", run_name(&run.dir), a.name), &a.name, f, end)?;
         let link = png.strip_prefix(out).map(PathBuf::from).unwrap_or(png);
         let _ = writeln!(
             links,

@@ -1,12 +1,13 @@
-//! `tartan report`: a Markdown summary of runs and, for several, the comparison table in the
-//! layout of the paper's (strategies as rows, tasks as columns, mean ± std over seeds).
+//! `tartan report`: a Markdown summary of runs: for several, their comparison first
+//! (`comparison.rs`, `charts.rs`); then, unless an overview is asked for, each run's charts.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use super::charts::write_comparison_charts;
+use super::comparison::{runs_markdown, write_tables};
 use crate::config::RunConfig;
 use crate::train::charts::RunLog;
 use crate::train::records::RunResult;
@@ -46,69 +47,61 @@ impl RunSummary {
     }
 }
 
-/// Mean and sample standard deviation (0 for a single value).
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
+/// What a report holds besides the comparison of several runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// A section per run, with its charts.
+    PerRun,
+    /// The comparison only: the tables, the charts across runs and one line per run, small
+    /// enough to commit for a whole study.
+    Overview,
 }
 
-/// (strategy, task) -> (dev values, test values) of each finished run's selection metric, in
-/// percent. Runs without some corpora (`left_out`) have rows of their own.
-pub fn table(runs: &[RunSummary]) -> BTreeMap<(String, String), (Vec<f64>, Vec<f64>)> {
-    let mut cells: BTreeMap<(String, String), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for (r, result) in runs.iter().filter_map(|r| Some((r, r.result.as_ref()?))) {
-        let metric = r.config.metric();
-        let cell = cells.entry((r.config.label(), r.task())).or_default();
-        if let Some(s) = &result.dev {
-            cell.0.push(100.0 * s.get(metric));
-        }
-        if let Some(s) = &result.test {
-            cell.1.push(100.0 * s.get(metric));
-        }
-    }
-    cells
-}
-
-/// The comparison table as Markdown (test, with dev in parentheses).
-pub fn table_markdown(runs: &[RunSummary]) -> String {
-    let cells = table(runs);
-    let tasks: Vec<String> =
-        cells.keys().map(|(_, t)| t.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let strategies: Vec<String> =
-        cells.keys().map(|(s, _)| s.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let mut out = format!("| strategy | {} |\n| --- |{}\n", tasks.join(" | "), " --- |".repeat(tasks.len()));
-    for s in &strategies {
-        let row: Vec<String> = tasks
-            .iter()
-            .map(|t| match cells.get(&(s.clone(), t.clone())) {
-                Some((dev, test)) if !test.is_empty() => {
-                    let (m, sd) = mean_std(test);
-                    let dev = if dev.is_empty() { String::new() } else { format!(" (dev {:.1})", mean_std(dev).0) };
-                    format!("{m:.1} ± {sd:.1}{dev}, n={}", test.len())
-                }
-                _ => "-".into(),
-            })
-            .collect();
-        let _ = writeln!(out, "| {s} | {} |", row.join(" | "));
-    }
-    out
-}
-
-/// Writes `report.md` into `out` with each run's charts redrawn in a folder of its own there
-/// (`01-meta-tartan-seed0/`), linked relatively, so the report folder stands alone.
-pub fn write_report(runs: &[RunSummary], out: &Path) -> Result<PathBuf> {
+/// Writes `report.md` into `out`. Over several runs it begins with their comparison (also
+/// written as `results.md/.csv/.json`, with its charts); with `Detail::PerRun` each run's charts
+/// follow, redrawn in a folder of their own (`01-meta-tartan-seed0/`). Links are relative, so
+/// the report folder stands alone.
+pub fn write_report(runs: &[RunSummary], out: &Path, detail: Detail) -> Result<PathBuf> {
     if out.exists() && !out.is_dir() {
         bail!("{} is a file; --output names the folder report.md is written into: give a folder", out.display());
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create the report folder {}", out.display()))?;
     let mut md = String::from("# tartan report\n\n");
     if runs.len() > 1 {
-        md += "Selection metric on test, mean ± std over runs (dev mean in parentheses), in percent.\n\n";
-        md += &table_markdown(runs);
-        md += "\n";
+        md += &comparison(runs, out)?;
     }
+    if detail == Detail::PerRun {
+        md += &run_sections(runs, out)?;
+    }
+    let path = out.join("report.md");
+    crate::fsutil::write_atomic(&path, md.as_bytes())?;
+    Ok(path)
+}
+
+/// The table over seeds, the charts across runs, and one line per run.
+fn comparison(runs: &[RunSummary], out: &Path) -> Result<String> {
+    let mut md = String::from(
+        "Selection metric on test, mean ± std over runs (dev mean in parentheses), in percent; \
+         also in `results.md`, `results.csv` and `results.json`.\n\n",
+    );
+    md += &write_tables(runs, out)?;
+    md += "\n";
+    for chart in write_comparison_charts(runs, out)? {
+        let link = chart.png.strip_prefix(out).unwrap_or(&chart.png);
+        let _ = writeln!(md, "![{}]({})\n", chart.caption, link.display());
+    }
+    md += "## Runs\n\nEach finished run: optimizer steps done, the step of the model kept (best on dev), \
+           its median seconds per step and the time of its logged steps (from `metrics.jsonl`, over every \
+           process that trained it, evaluations included, TAPT's masked-LM phases not), its dev and test \
+           selection metric (percent) and its last logged task weights.\n\n";
+    md += &runs_markdown(runs)?;
+    md += "\n";
+    Ok(md)
+}
+
+/// A section per run: its headline, charts and, for TARTAN runs, what each corpus did.
+fn run_sections(runs: &[RunSummary], out: &Path) -> Result<String> {
+    let mut md = String::new();
     let mut explained = false;
     for (i, r) in runs.iter().enumerate() {
         let dir = out.join(format!("{:02}-{}", i + 1, crate::train::charts::run_name(&r.dir).replace('/', "-")));
@@ -132,9 +125,7 @@ pub fn write_report(runs: &[RunSummary], out: &Path) -> Result<PathBuf> {
     if explained {
         md += super::auxiliary::DEFINITIONS;
     }
-    let path = out.join("report.md");
-    crate::fsutil::write_atomic(&path, md.as_bytes())?;
-    Ok(path)
+    Ok(md)
 }
 
 /// The headline of a finished run: steps, best step, time and scores.
@@ -215,21 +206,6 @@ mod tests {
         RunSummary { dir: PathBuf::from("x"), config, result: Some(result) }
     }
 
-    #[test]
-    fn table_has_strategies_as_rows_tasks_as_columns_and_mean_std_over_seeds() {
-        let runs = vec![
-            run(Strategy::Finetune, "chemprot", 0, 0.70),
-            run(Strategy::Finetune, "chemprot", 1, 0.80),
-            run(Strategy::MetaTartan, "chemprot", 0, 0.90),
-            run(Strategy::Finetune, "sciie", 0, 0.60),
-        ];
-        let md = table_markdown(&runs);
-        assert!(md.starts_with("| strategy | chemprot | sciie |"), "{md}");
-        // 70 and 80: mean 75, sample std 7.07.
-        assert!(md.contains("| finetune | 75.0 ± 7.1 (dev 50.0), n=2 | 60.0 ± 0.0 (dev 50.0), n=1 |"), "{md}");
-        assert!(md.contains("| meta-tartan | 90.0 ± 0.0 (dev 50.0), n=1 | - |"), "{md}");
-    }
-
     /// A run still training is reported from its log so far, and kept out of the table.
     #[test]
     fn a_run_without_results_is_reported_as_unfinished_from_its_log() {
@@ -248,8 +224,12 @@ mod tests {
         std::fs::write(run_dir.join("metrics.jsonl"), records.join("\n")).unwrap();
         let runs = vec![RunSummary::read(&run_dir).unwrap(), run(Strategy::MetaTartan, "chemprot", 0, 0.9)];
         assert!(runs[0].result.is_none());
-        assert!(!table_markdown(&runs).contains("finetune"), "an unfinished run has no score to compare");
-        let md = std::fs::read_to_string(write_report(&runs[..1], &dir.path().join("report")).unwrap()).unwrap();
+        assert!(
+            !super::super::comparison::table_markdown(&runs).contains("finetune"),
+            "an unfinished run has no score to compare"
+        );
+        let md = std::fs::read_to_string(write_report(&runs[..1], &dir.path().join("report"), Detail::PerRun).unwrap())
+            .unwrap();
         assert!(
             md.contains("**unfinished** (no results.json), 10 steps logged, best dev accuracy so far 50.00 at step 5"),
             "{md}"

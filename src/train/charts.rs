@@ -32,8 +32,9 @@ impl RunLog {
         };
         for r in records {
             match r {
-                Record::Train { step, tasks, dev_loss, lr, head_lr, .. } => {
+                Record::Train { step, tasks, dev_loss, lr, head_lr, steps_per_s, .. } => {
                     put("lr".into(), *step, Some(*lr));
+                    put("steps_per_s".into(), *step, Some(*steps_per_s));
                     put("head_lr".into(), *step, Some(*head_lr));
                     put("dev_loss".into(), *step, *dev_loss);
                     for (name, t) in tasks {
@@ -104,8 +105,7 @@ pub fn write_run_charts(run_dir: &Path, dest: &Path, metric: &str) -> Result<Vec
             series: evals,
         });
     }
-    draw(&dest.join("losses"), &format!("{name}: losses"), "optimizer step", &losses)?;
-    written.push(dest.join("losses.png"));
+    written.push(draw(&dest.join("losses"), &format!("{name}: losses"), "optimizer step", &losses)?);
     let weights = log.series("weight.");
     if weights.len() > 1 {
         let mut panels = vec![Panel { title: "Task weights".into(), y_label: "weight".into(), series: weights }];
@@ -114,8 +114,7 @@ pub fn write_run_charts(run_dir: &Path, dest: &Path, metric: &str) -> Result<Vec
             y_label: metric_label,
             series: log.metric_series(metric),
         });
-        draw(&dest.join("weights"), &format!("{name}: task weights"), "optimizer step", &panels)?;
-        written.push(dest.join("weights.png"));
+        written.push(draw(&dest.join("weights"), &format!("{name}: task weights"), "optimizer step", &panels)?);
     }
     let warmup = log.series("warmup.");
     if !warmup.is_empty() {
@@ -124,8 +123,12 @@ pub fn write_run_charts(run_dir: &Path, dest: &Path, metric: &str) -> Result<Vec
             Panel { title: "MLM loss (mean over the window)".into(), y_label: "loss".into(), series: loss },
             Panel { title: "Masked-token accuracy".into(), y_label: "accuracy".into(), series: accuracy },
         ];
-        draw(&dest.join("mlm-warmup"), &format!("{name}: MLM-head warm-up, encoder frozen"), "warm-up step", &panels)?;
-        written.push(dest.join("mlm-warmup.png"));
+        written.push(draw(
+            &dest.join("mlm-warmup"),
+            &format!("{name}: MLM-head warm-up, encoder frozen"),
+            "warm-up step",
+            &panels,
+        )?);
     }
     Ok(written)
 }

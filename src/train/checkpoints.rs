@@ -44,6 +44,7 @@ impl Trainer {
     pub fn save_checkpoint(&mut self) -> Result<()> {
         self.state.positions = self.objectives.iter().map(|o| o.position()).collect();
         self.state.weighting = self.weighting.state();
+        self.state.seconds = self.clock.seconds();
         let run_dir = &self.plan.run_dir;
         let dest = run_dir.join(format!("checkpoint-{}", self.state.step));
         let tensors = plain_tensors(&self.model);
@@ -83,6 +84,7 @@ impl Trainer {
             o.seek(*p);
         }
         self.weighting.load_state(&self.state.weighting)?;
+        self.clock = super::trainer::Clock::resume(self.state.seconds);
         tracing::info!("resumed {} at step {}", self.plan.run_dir.display(), self.state.step);
         Ok(())
     }

@@ -104,6 +104,9 @@ pub struct RunResult {
     pub dev: Option<Scores>,
     pub test: Option<Scores>,
     pub steps: usize,
+    /// Training time over every phase (TAPT's masked-LM phases included) and every process
+    /// that trained the run; a resumed run counts its time before the interruption up to the
+    /// checkpoint it resumed from.
     pub train_seconds: f64,
     /// The last end-task-only stage, when configured; its model is the run's result only if
     /// it improved the dev metric (`best_step` set).

@@ -9,7 +9,7 @@ use super::pretrained::Pretrained;
 use super::records::{MetricsLog, Record};
 use super::saved_model::load_classifier;
 use super::strategy::Strategy;
-use super::trainer::{TrainState, Trainer};
+use super::trainer::{Clock, TrainState, Trainer};
 use crate::config::RunConfig;
 use crate::data::TaskData;
 use crate::data::task::Split;
@@ -110,6 +110,7 @@ impl Trainer {
             groups,
             encoder_ids,
             state,
+            clock: Clock::resume(0.0),
             log,
         };
         match checkpoint {

@@ -13,7 +13,8 @@ use crate::config::RunConfig;
 use crate::fsutil::write_atomic;
 use crate::runlock::RunLock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Declared in the paper's order, which tables sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Strategy {
     /// End-task only.
     #[serde(rename = "finetune")]
@@ -70,16 +71,21 @@ pub fn run(cfg: &RunConfig, start: Start) -> Result<RunResult> {
         print.check_resume(&cfg.output_dir)?;
     }
     let resume = start == Start::Resume;
+    // The run's training time is every phase's.
+    let mut pretrain_seconds = 0.0;
     if cfg.strategy == Strategy::PretrainFinetune {
         for phase in (0..cfg.aux.len()).map(Phase::Pretrain) {
-            if resume && run_dir(cfg, phase).join("results.json").exists() {
-                tracing::info!("{} is finished; skipping it", run_dir(cfg, phase).display());
+            let dir = run_dir(cfg, phase);
+            if resume && dir.join("results.json").exists() {
+                tracing::info!("{} is finished; skipping it", dir.display());
+                pretrain_seconds += RunResult::read(&dir)?.train_seconds;
                 continue;
             }
-            run_phase(cfg, phase, resume, None, &print)?;
+            pretrain_seconds += run_phase(cfg, phase, resume, None, &print)?.train_seconds;
         }
     }
     let mut result = run_phase(cfg, Phase::Main, resume, None, &print)?;
+    result.train_seconds += pretrain_seconds;
     if cfg.final_finetune.epochs > 0 {
         let baseline = result.dev.as_ref().map(|s| s.get(cfg.metric()));
         let last = run_phase(cfg, Phase::FinalFinetune, resume, baseline, &print)?;

@@ -38,6 +38,28 @@ pub struct TrainState {
     pub finished: bool,
     /// Dev and test scores of the model saved as `best/`.
     pub best_scores: Option<(Option<Scores>, Option<Scores>)>,
+    /// Seconds spent on the phase up to this checkpoint, over every process that trained it
+    /// (checkpoints of older builds lack it: their time before the resume is not known).
+    #[serde(default)]
+    pub seconds: f64,
+}
+
+/// A phase's training time over every process that trained it: the seconds saved with the
+/// checkpoint it resumed from, plus this process's since it restored that checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Clock {
+    before: f64,
+    since: Instant,
+}
+
+impl Clock {
+    pub(super) fn resume(before: f64) -> Self {
+        Self { before, since: Instant::now() }
+    }
+
+    pub(super) fn seconds(&self) -> f64 {
+        self.before + self.since.elapsed().as_secs_f64()
+    }
 }
 
 pub struct Trainer {
@@ -53,6 +75,7 @@ pub struct Trainer {
     pub(super) groups: ParamGroups,
     pub(super) encoder_ids: HashSet<ParamId>,
     pub(super) state: TrainState,
+    pub(super) clock: Clock,
     pub(super) log: MetricsLog,
 }
 
@@ -88,7 +111,6 @@ impl Trainer {
 
     /// Trains to the end (or early stop) and reports the phase's result.
     pub fn run(&mut self) -> Result<RunResult> {
-        let started = Instant::now();
         self.run_until(self.plan.total_steps)?;
         if let Phase::Pretrain(_) = self.plan.phase {
             self.save_pretrained_model()?;
@@ -98,14 +120,14 @@ impl Trainer {
                 dev: None,
                 test: None,
                 steps: self.state.step,
-                train_seconds: started.elapsed().as_secs_f64(),
+                train_seconds: self.clock.seconds(),
                 final_finetune: None,
             };
             result.write(&self.plan.run_dir)?;
             return Ok(result);
         }
         self.score_best_on_test()?;
-        let result = self.final_result(started.elapsed().as_secs_f64())?;
+        let result = self.final_result(self.clock.seconds())?;
         // The run folder's results.json marks the whole run finished: the strategy writes it.
         if self.plan.phase == Phase::FinalFinetune {
             result.write(&self.plan.run_dir)?;

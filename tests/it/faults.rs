@@ -40,11 +40,21 @@ fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
     assert!(stderr.contains("interrupted at step") && stderr.contains("--resume"), "{stderr}");
     let saved = checkpoint_step(&run);
     assert!(saved >= 30, "checkpoint at step {saved}");
+    let before = seconds_of(&run.join(format!("checkpoint-{saved}/state.json")), "/train/seconds");
+    assert!(before > 0.0, "the checkpoint holds no training time");
     let limit = format!("train.max_steps={}", saved + 10);
     let out = spawn(&["train", "--resume", run.to_str().unwrap(), "--set", &limit]).wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("resumed {} at step {saved}", run.display())));
     assert_eq!(checkpoint_step(&run), saved + 10);
+    // The training time counts the process before the interruption too.
+    let total = seconds_of(&run.join("results.json"), "/train_seconds");
+    assert!(total > before, "train_seconds {total} does not include the {before} s before the interruption");
+}
+
+fn seconds_of(file: &std::path::Path, pointer: &str) -> f64 {
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    json.pointer(pointer).and_then(|v| v.as_f64()).unwrap_or_else(|| panic!("{} has no {pointer}", file.display()))
 }
 
 #[test]

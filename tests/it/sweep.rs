@@ -161,4 +161,23 @@ fn leave_one_out_sweep_feeds_the_reports_auxiliary_data_section() {
     assert!(text.contains("](01-mt-tartan-seed0/aux-related.png)"), "{text}");
     assert!(report.join("04-meta-tartan-seed0/aux-noise.png").exists());
     assert!(report.join("01-mt-tartan-seed0/losses.png").exists());
+
+    // The overview of a study: the comparison, its charts and a line per run, no run folders.
+    let overview = setup.path("overview");
+    let mut args = vec!["report", "--overview", "--output", overview.to_str().unwrap()];
+    args.extend(runs.iter().map(String::as_str));
+    tartan(&args);
+    let text = std::fs::read_to_string(overview.join("report.md")).unwrap();
+    let task = setup.dir.path().file_name().unwrap().to_string_lossy().to_string();
+    assert!(text.contains("| mt-tartan without related |") && text.contains("## Runs"), "{text}");
+    let line = text.lines().find(|l| l.starts_with(&format!("| {task} | meta-tartan | 0 |"))).expect("META's line");
+    assert!(line.contains("| 6 |") && line.contains("end-task 0.") && line.contains("related 0."), "{line}");
+    let charts =
+        [format!("meta-tartan-{task}.png"), "dev-curves.png".into(), "results.csv".into(), "results.json".into()];
+    for file in charts {
+        assert!(overview.join(&file).exists(), "no {file}");
+        assert!(text.contains(&file) || file.starts_with("results"), "report.md does not show {file}");
+    }
+    let folders = std::fs::read_dir(&overview).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count();
+    assert_eq!(folders, 0, "an overview has no per-run folders");
 }
