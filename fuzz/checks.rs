@@ -52,7 +52,7 @@ pub fn model_files(data: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("model.safetensors"), weights).unwrap();
     let device = burn::tensor::Device::flex();
-    let _ = tartan::model::weights::load_pretrained(dir.path(), &config, true, &device);
+    let _ = tartan::model::weights::load_pretrained(dir.path(), &config, true, 0, &device);
 }
 
 /// A pickled checkpoint: the input as `pytorch_model.bin` beside the config of the pickle
@@ -63,5 +63,5 @@ pub fn pickle_file(data: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pytorch_model.bin"), data).unwrap();
     let device = burn::tensor::Device::flex();
-    let _ = tartan::model::weights::load_pretrained(dir.path(), &config, true, &device);
+    let _ = tartan::model::weights::load_pretrained(dir.path(), &config, true, 0, &device);
 }

@@ -153,9 +153,8 @@ fn step_or_forward(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64
     let forward = matches!(args.workload, Workload::Forward);
     let device = crate::device::resolve(args.device)?;
     let device = if forward { device } else { device.autodiff() };
-    device.seed(0);
-    let (encoder, _) = p.load(false, &device)?;
-    let classifier = ClassificationHead::new(p.config.hidden_size, 13, 0.1, &device);
+    let (encoder, _) = p.load(false, 0, &device)?;
+    let classifier = ClassificationHead::new(p.config.hidden_size, 13, 0.1, 0, &device);
     let mut model = TartanModel::new(encoder, classifier, None).with_precision(args.precision);
     let groups = ParamGroups::new(&model, |_| 0);
     let g = Group { lr: 5e-5, weight_decay: 0.01 };
@@ -192,13 +191,11 @@ fn parity(args: &BenchArgs, batch: usize, len: usize) -> Result<serde_json::Valu
     let labels: Vec<usize> = (0..batch).map(|i| i % 13).collect();
     let target = crate::device::resolve(args.device)?.autodiff();
     let cpu = crate::device::resolve(DeviceKind::Cpu)?.autodiff();
-    cpu.seed(0);
-    // One head, made on the CPU and copied over: random initialisation differs by backend.
-    let head = ClassificationHead::new(p.config.hidden_size, 13, 0.0, &cpu);
     let run = |device: &Device, precision: Precision| -> Result<Outputs> {
-        let (encoder, _) = p.load(false, device)?;
+        let (encoder, _) = p.load(false, 0, device)?;
         let encoder = set_dropout(encoder, false).with_precision(precision);
-        let head = head.clone().to_device(device);
+        // The same seed draws the same head on every device.
+        let head = ClassificationHead::new(p.config.hidden_size, 13, 0.0, 0, device);
         let logits = head.forward(encoder.forward(&EncoderInput::pad(&seqs, p.tokenizer.pad_id, device)));
         let loss = cross_entropy(logits.clone(), labels_tensor(&labels, device));
         let grads = hf_grads(&encoder, &loss.backward());
@@ -266,8 +263,8 @@ fn eval_throughput(args: &BenchArgs, len: usize) -> Result<f64> {
     let device = crate::device::resolve(args.device)?;
     let start = Instant::now();
     let ids = p.tokenizer.encode_batch(&refs, len)?;
-    let (encoder, _) = p.load(false, &device)?;
-    let model = TartanModel::new(encoder, ClassificationHead::new(p.config.hidden_size, 13, 0.0, &device), None)
+    let (encoder, _) = p.load(false, 0, &device)?;
+    let model = TartanModel::new(encoder, ClassificationHead::new(p.config.hidden_size, 13, 0.0, 0, &device), None)
         .with_precision(args.precision);
     crate::train::evaluate::predict_probs(&model.valid(), &ids, 64, p.tokenizer.pad_id, &device);
     Ok(n as f64 / start.elapsed().as_secs_f64())

@@ -113,11 +113,10 @@ pub fn synthetic_config(seed: u64, output: &Path) -> Result<RunConfig> {
     let words: Vec<String> = words.into_iter().map(String::from).collect();
     let tokenizer = word_level_tokenizer(&words)?;
     let config = ModelConfig::tiny_bert(tokenizer.vocab_size(), 32, 2, 4, 64);
-    // Made on the CPU whatever the runs' device, so that every device starts from one model.
+    // Built on the CPU to be saved; the runs load it on their device.
     let device = crate::device::resolve(DeviceKind::Cpu)?;
-    device.seed(seed);
     let model = output.join("model");
-    let (encoder, mlm) = (Bert::new(&config, &device), MlmHead::new(&config, &device));
+    let (encoder, mlm) = (Bert::new(&config, seed, &device), MlmHead::new(&config, seed, &device));
     save_pretrained(&model, &encoder, Some(&mlm), &config, &tokenizer, None)?;
     eprintln!(
         "synthetic task: 4 topics, {} words; a 2-layer BERT (hidden 32) from scratch in {}",

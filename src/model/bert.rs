@@ -4,11 +4,12 @@
 #![allow(non_snake_case)] // `LayerNorm` fields match the checkpoint keys.
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Embedding, Linear};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::config::{Family, ModelConfig};
 use super::dropout::{Dropout, DropoutSeed};
+use super::init::Init;
 use super::kernels::{self, LayerNorm};
 use super::precision::{Precision, full};
 
@@ -38,15 +39,6 @@ impl EncoderInput {
     }
 }
 
-/// The initialisation of Hugging Face's `BertPreTrainedModel._init_weights`.
-pub(crate) fn hf_init() -> Initializer {
-    Initializer::Normal { mean: 0.0, std: 0.02 }
-}
-
-pub(crate) fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
-    LinearConfig::new(d_in, d_out).with_initializer(hf_init()).init(device)
-}
-
 pub(crate) fn layer_norm(d: usize, eps: f64, device: &Device) -> LayerNorm {
     LayerNorm::new(d, eps, device)
 }
@@ -65,12 +57,11 @@ pub struct Embeddings {
 }
 
 impl Embeddings {
-    fn new(c: &ModelConfig, seed: &DropoutSeed, device: &Device) -> Self {
-        let emb = |n, d| EmbeddingConfig::new(n, d).with_initializer(hf_init()).init(device);
+    fn new(c: &ModelConfig, seed: &DropoutSeed, init: &mut Init, device: &Device) -> Self {
         Self {
-            word_embeddings: emb(c.vocab_size, c.hidden_size),
-            position_embeddings: emb(c.max_position_embeddings, c.hidden_size),
-            token_type_embeddings: emb(c.type_vocab_size, c.hidden_size),
+            word_embeddings: init.hf_embedding(c.vocab_size, c.hidden_size, device),
+            position_embeddings: init.hf_embedding(c.max_position_embeddings, c.hidden_size, device),
+            token_type_embeddings: init.hf_embedding(c.type_vocab_size, c.hidden_size, device),
             LayerNorm: layer_norm(c.hidden_size, c.layer_norm_eps, device),
             dropout: Dropout::new(c.hidden_dropout_prob, seed),
             family: c.family,
@@ -131,9 +122,9 @@ pub struct ResidualOutput {
 }
 
 impl ResidualOutput {
-    fn new(d_in: usize, c: &ModelConfig, seed: &DropoutSeed, device: &Device) -> Self {
+    fn new(d_in: usize, c: &ModelConfig, seed: &DropoutSeed, init: &mut Init, device: &Device) -> Self {
         Self {
-            dense: linear(d_in, c.hidden_size, device),
+            dense: init.hf_linear(d_in, c.hidden_size, device),
             LayerNorm: layer_norm(c.hidden_size, c.layer_norm_eps, device),
             dropout: Dropout::new(c.hidden_dropout_prob, seed),
         }
@@ -165,20 +156,21 @@ pub struct Layer {
 }
 
 impl Layer {
-    fn new(c: &ModelConfig, seed: &DropoutSeed, device: &Device) -> Self {
+    fn new(c: &ModelConfig, seed: &DropoutSeed, init: &mut Init, device: &Device) -> Self {
+        let h = c.hidden_size;
         Self {
             attention: Attention {
                 self_: SelfAttention {
-                    query: linear(c.hidden_size, c.hidden_size, device),
-                    key: linear(c.hidden_size, c.hidden_size, device),
-                    value: linear(c.hidden_size, c.hidden_size, device),
+                    query: init.hf_linear(h, h, device),
+                    key: init.hf_linear(h, h, device),
+                    value: init.hf_linear(h, h, device),
                     dropout: Dropout::new(c.attention_probs_dropout_prob, seed),
                     num_heads: c.num_attention_heads,
                 },
-                output: ResidualOutput::new(c.hidden_size, c, seed, device),
+                output: ResidualOutput::new(h, c, seed, init, device),
             },
-            intermediate: Intermediate { dense: linear(c.hidden_size, c.intermediate_size, device) },
-            output: ResidualOutput::new(c.intermediate_size, c, seed, device),
+            intermediate: Intermediate { dense: init.hf_linear(h, c.intermediate_size, device) },
+            output: ResidualOutput::new(c.intermediate_size, c, seed, init, device),
         }
     }
 
@@ -206,13 +198,15 @@ pub struct Bert {
 }
 
 impl Bert {
-    /// A randomly initialised encoder; `weights::load_encoder` overwrites every parameter.
-    /// Its dropouts share one mask stream, which the encoder owns.
-    pub fn new(c: &ModelConfig, device: &Device) -> Self {
-        let seed = DropoutSeed::default();
+    /// An encoder initialised as Hugging Face's from `seed`; loading a checkpoint overwrites
+    /// every parameter. Its dropouts share one mask stream, which the encoder owns.
+    pub fn new(c: &ModelConfig, seed: u64, device: &Device) -> Self {
+        let masks = DropoutSeed::default();
+        let init = &mut Init::new(seed, "encoder");
+        let embeddings = Embeddings::new(c, &masks, init, device);
         Self {
-            embeddings: Embeddings::new(c, &seed, device),
-            encoder: Encoder { layer: (0..c.num_hidden_layers).map(|_| Layer::new(c, &seed, device)).collect() },
+            embeddings,
+            encoder: Encoder { layer: (0..c.num_hidden_layers).map(|_| Layer::new(c, &masks, init, device)).collect() },
             precision: Precision::F32,
         }
     }

@@ -1,12 +1,13 @@
 //! Task heads on top of the shared encoder.
 
 use burn::module::{Module, Param};
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::{Device, Int, Tensor};
 
-use super::bert::{layer_norm, linear};
+use super::bert::layer_norm;
 use super::config::ModelConfig;
 use super::dropout::{Dropout, DropoutSeed};
+use super::init::Init;
 use super::kernels::{self, LayerNorm};
 use super::precision::{Precision, full};
 
@@ -27,10 +28,12 @@ pub struct ClassificationHead {
 }
 
 impl ClassificationHead {
-    pub fn new(hidden: usize, n_labels: usize, dropout: f64, device: &Device) -> Self {
+    /// A fresh head drawn from `seed` (`model::init`: the same weights on every backend).
+    pub fn new(hidden: usize, n_labels: usize, dropout: f64, seed: u64, device: &Device) -> Self {
+        let init = &mut Init::new(seed, "classifier");
         Self {
-            dense: torch_linear(hidden, hidden, device),
-            out_proj: torch_linear(hidden, n_labels, device),
+            dense: init.torch_linear(hidden, hidden, device),
+            out_proj: init.torch_linear(hidden, n_labels, device),
             dropout: Dropout::new(dropout, &DropoutSeed::default()),
         }
     }
@@ -45,12 +48,6 @@ impl ClassificationHead {
         let x = self.dense.forward(self.dropout.forward(cls)).tanh();
         self.out_proj.forward(self.dropout.forward(x))
     }
-}
-
-/// A Linear layer initialised as `torch.nn.Linear`: burn's default Kaiming-uniform with gain
-/// 1/sqrt(3) gives the same bound, 1/sqrt(fan_in), for weight and bias.
-fn torch_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
-    LinearConfig::new(d_in, d_out).init(device)
 }
 
 /// The hidden state of the first token (`[CLS]` / `<s>`), `[batch, hidden]`.
@@ -70,9 +67,11 @@ pub struct MlmHead {
 }
 
 impl MlmHead {
-    pub fn new(c: &ModelConfig, device: &Device) -> Self {
+    /// A fresh head as Hugging Face initialises one, drawn from `seed`; the decoder is the
+    /// word embeddings.
+    pub fn new(c: &ModelConfig, seed: u64, device: &Device) -> Self {
         Self {
-            dense: linear(c.hidden_size, c.hidden_size, device),
+            dense: Init::new(seed, "mlm_head").hf_linear(c.hidden_size, c.hidden_size, device),
             layer_norm: layer_norm(c.hidden_size, c.layer_norm_eps, device),
             bias: Param::from_tensor(Tensor::zeros([c.vocab_size], device)),
         }

@@ -6,6 +6,7 @@ pub mod dropout;
 pub mod export;
 pub mod heads;
 pub mod hub;
+pub mod init;
 pub mod kernels;
 pub mod precision;
 pub mod weights;

@@ -319,17 +319,20 @@ pub struct LoadReport {
     pub mlm_head_initialised: bool,
 }
 
-/// Loads the encoder and, when asked, the MLM head from `dir`.
+/// Loads the encoder and, when asked, the MLM head from `dir`; a checkpoint without an MLM head
+/// gets a fresh one drawn from `seed`.
 /// Missing or wrongly-shaped encoder keys are an error listing all of them.
 pub fn load_pretrained(
     dir: &Path,
     config: &ModelConfig,
     with_mlm: bool,
+    seed: u64,
     device: &Device,
 ) -> Result<(Bert, Option<MlmHead>, LoadReport)> {
     let state = StateDict::from_dir(dir, config.family)?;
     let mut loader = Loader::new(&state, &hf_key);
-    let encoder = Bert::new(config, device).map(&mut loader);
+    // The seed is moot: every parameter is the checkpoint's or loading fails.
+    let encoder = Bert::new(config, 0, device).map(&mut loader);
     if !loader.missing.is_empty() || !loader.mismatched.is_empty() {
         let mut msg =
             format!("the weights in {} do not fit a {:?} encoder with this config.json:", dir.display(), config.family);
@@ -352,7 +355,7 @@ pub fn load_pretrained(
         let family = config.family;
         let key_of = move |path: &str, rank: usize| (mlm_key(path, family), rank == 2);
         let mut head_loader = Loader::new(&state, &key_of);
-        let head = MlmHead::new(config, device).map(&mut head_loader);
+        let head = MlmHead::new(config, seed, device).map(&mut head_loader);
         if !head_loader.mismatched.is_empty() {
             bail!("MLM head in {} has wrongly shaped keys: {}", dir.display(), head_loader.mismatched.join("; "));
         }

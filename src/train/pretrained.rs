@@ -37,14 +37,20 @@ impl Pretrained {
         Ok(Self { dir: dir.to_path_buf(), config, tokenizer })
     }
 
-    /// Encoder and (when `with_mlm`) MLM head with the checkpoint's weights.
-    pub fn load(&self, with_mlm: bool, device: &Device) -> Result<(Bert, Option<MlmHead>)> {
-        let (encoder, mlm, _report) = self.load_reporting(with_mlm, device)?;
+    /// Encoder and (when `with_mlm`) MLM head with the checkpoint's weights; an MLM head the
+    /// checkpoint lacks is drawn from `seed`.
+    pub fn load(&self, with_mlm: bool, seed: u64, device: &Device) -> Result<(Bert, Option<MlmHead>)> {
+        let (encoder, mlm, _report) = self.load_reporting(with_mlm, seed, device)?;
         Ok((encoder, mlm))
     }
 
     /// `load`, with what the loading found (unused keys, an MLM head initialised fresh).
-    pub fn load_reporting(&self, with_mlm: bool, device: &Device) -> Result<(Bert, Option<MlmHead>, LoadReport)> {
-        weights::load_pretrained(&self.dir, &self.config, with_mlm, device)
+    pub fn load_reporting(
+        &self,
+        with_mlm: bool,
+        seed: u64,
+        device: &Device,
+    ) -> Result<(Bert, Option<MlmHead>, LoadReport)> {
+        weights::load_pretrained(&self.dir, &self.config, with_mlm, seed, device)
     }
 }

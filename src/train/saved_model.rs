@@ -67,7 +67,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<SavedModel> {
     )
     .with_context(|| format!("{} is not valid", info_path.display()))?;
     let pretrained = Pretrained::from_dir(dir)?;
-    let (encoder, mlm) = pretrained.load(false, device)?;
+    let (encoder, mlm) = pretrained.load(false, 0, device)?;
     let classifier = load_classifier(&pretrained, info.labels.len(), info.head_dropout, device)?;
     let labels = LabelMap { labels: info.labels.clone() };
     Ok(SavedModel { model: TartanModel::new(encoder, classifier, mlm), pretrained, labels, info })
@@ -81,7 +81,8 @@ pub fn load_classifier(
     dropout: f64,
     device: &Device,
 ) -> Result<ClassificationHead> {
-    let head = ClassificationHead::new(saved.config.hidden_size, n_labels, dropout, device);
+    // The seed is moot: the saved head's weights replace the drawn ones.
+    let head = ClassificationHead::new(saved.config.hidden_size, n_labels, dropout, 0, device);
     let old = saved.dir.join("head.safetensors");
     if old.exists() {
         return load_plain(head, read_plain(&old)?, &old.display().to_string());

@@ -36,55 +36,14 @@ impl Trainer {
         let plan = PhasePlan::new(&cfg, phase, task.train.len());
 
         let device = crate::device::resolve(cfg.device)?.autodiff();
-        device.seed(cfg.seed);
-        let with_mlm = !plan.aux.is_empty();
-        if with_mlm && pretrained.tokenizer.mask_id.is_none() {
-            bail!(
-                "the tokenizer of {} has no mask token ([MASK] or <mask>), which masked-LM needs",
-                pretrained.dir.display()
-            );
-        }
-        let (encoder, mlm, loaded) = pretrained.load_reporting(with_mlm, &device)?;
-        let warm_up_head = with_mlm
-            && match cfg.mlm_warmup.mode {
-                WarmupMode::Auto => loaded.mlm_head_initialised,
-                WarmupMode::On => true,
-                WarmupMode::Off => false,
-            };
-        let classifier = classifier(&cfg, phase, &pretrained, task.labels.len(), &device)?;
-        let model = TartanModel::new(encoder, classifier, mlm).with_precision(cfg.train.precision);
-        if cfg.train.precision == Precision::Bf16 && cfg.device == DeviceKind::Cpu {
-            tracing::warn!("{BF16_ON_CPU}");
-        }
-
-        let t = &cfg.train;
+        let (model, warm_up_head) = build_model(&cfg, phase, &plan, &pretrained, task.labels.len(), &device)?;
+        let (objectives, mut warmup_corpora) = objectives(&cfg, &plan, &task, &pretrained, warm_up_head)?;
         let pad = pretrained.tokenizer.pad_id;
-        let mut objectives: Vec<Box<dyn Objective>> = Vec::new();
-        if plan.end_task {
-            objectives.push(Box::new(Classification::new(task.train.clone(), t.batch_size, cfg.seed, pad, t.bucket)));
-        }
-        let cache_dir = cfg.cache_dir();
-        let mlm_source = MlmSource {
-            tokenizer: &pretrained.tokenizer,
-            vocab_size: pretrained.config.vocab_size,
-            max_length: cfg.model.max_length,
-            batch_size: t.batch_size,
-            bucket: t.bucket,
-            cache_dir: &cache_dir,
-        };
-        let mut warmup_corpora = Vec::new();
-        for &i in &plan.aux {
-            objectives.push(Box::new(MaskedLm::open(&cfg.aux[i], &mlm_source, cfg.seed)?));
-            if warm_up_head {
-                // Its own batch streams, so the main phase sees the batches it would without it.
-                warmup_corpora.push(MaskedLm::open(&cfg.aux[i], &mlm_source, cfg.seed ^ 0x3a7e_11ed)?);
-            }
-        }
         let weighting = weighting(&cfg, phase, &model, meta_dev, objectives.len(), task.labels.len(), pad)?;
         let optim = AdamW::new(AdamWConfig {
-            beta1: t.beta1,
-            beta2: t.beta2,
-            eps: t.eps,
+            beta1: cfg.train.beta1,
+            beta2: cfg.train.beta2,
+            eps: cfg.train.eps,
             groups: vec![plan.encoder, plan.heads],
         });
         let groups = param_groups(&model);
@@ -142,6 +101,76 @@ impl Trainer {
         })?;
         Ok(())
     }
+}
+
+/// The model of the phase, at `cfg.train.precision`, and whether its fresh MLM head is to be
+/// warmed up first.
+fn build_model(
+    cfg: &RunConfig,
+    phase: Phase,
+    plan: &PhasePlan,
+    pretrained: &Pretrained,
+    n_labels: usize,
+    device: &burn::tensor::Device,
+) -> Result<(TartanModel, bool)> {
+    let with_mlm = !plan.aux.is_empty();
+    if with_mlm && pretrained.tokenizer.mask_id.is_none() {
+        bail!(
+            "the tokenizer of {} has no mask token ([MASK] or <mask>), which masked-LM needs",
+            pretrained.dir.display()
+        );
+    }
+    let (encoder, mlm, loaded) = pretrained.load_reporting(with_mlm, cfg.seed, device)?;
+    let warm_up_head = with_mlm
+        && match cfg.mlm_warmup.mode {
+            WarmupMode::Auto => loaded.mlm_head_initialised,
+            WarmupMode::On => true,
+            WarmupMode::Off => false,
+        };
+    let classifier = classifier(cfg, phase, pretrained, n_labels, device)?;
+    let model = TartanModel::new(encoder, classifier, mlm).with_precision(cfg.train.precision);
+    if cfg.train.precision == Precision::Bf16 && cfg.device == DeviceKind::Cpu {
+        tracing::warn!("{BF16_ON_CPU}");
+    }
+    Ok((model, warm_up_head))
+}
+
+/// The objectives a phase trains, and the corpora its MLM-head warm-up reads.
+type Objectives = (Vec<Box<dyn Objective>>, Vec<MaskedLm>);
+
+/// The phase's objectives (end-task first, then each corpus' masked-LM) and, with
+/// `warm_up_head`, each corpus again for the MLM-head warm-up.
+fn objectives(
+    cfg: &RunConfig,
+    plan: &PhasePlan,
+    task: &TaskData,
+    pretrained: &Pretrained,
+    warm_up_head: bool,
+) -> Result<Objectives> {
+    let t = &cfg.train;
+    let pad = pretrained.tokenizer.pad_id;
+    let mut objectives: Vec<Box<dyn Objective>> = Vec::new();
+    if plan.end_task {
+        objectives.push(Box::new(Classification::new(task.train.clone(), t.batch_size, cfg.seed, pad, t.bucket)));
+    }
+    let cache_dir = cfg.cache_dir();
+    let source = MlmSource {
+        tokenizer: &pretrained.tokenizer,
+        vocab_size: pretrained.config.vocab_size,
+        max_length: cfg.model.max_length,
+        batch_size: t.batch_size,
+        bucket: t.bucket,
+        cache_dir: &cache_dir,
+    };
+    let mut warmup_corpora = Vec::new();
+    for &i in &plan.aux {
+        objectives.push(Box::new(MaskedLm::open(&cfg.aux[i], &source, cfg.seed)?));
+        if warm_up_head {
+            // Its own batch streams, so the main phase sees the batches it would without it.
+            warmup_corpora.push(MaskedLm::open(&cfg.aux[i], &source, cfg.seed ^ 0x3a7e_11ed)?);
+        }
+    }
+    Ok((objectives, warmup_corpora))
 }
 
 /// Why bf16 on the CPU is allowed but not advised: burn-flex widens bf16 matmul operands to
@@ -209,7 +238,8 @@ fn classifier(
     if phase == Phase::FinalFinetune {
         return load_classifier(pretrained, n_labels, cfg.model.head_dropout, device);
     }
-    let head = ClassificationHead::new(pretrained.config.hidden_size, n_labels, cfg.model.head_dropout, device);
+    let head =
+        ClassificationHead::new(pretrained.config.hidden_size, n_labels, cfg.model.head_dropout, cfg.seed, device);
     if cfg.model.head_init == HeadInit::Pooler && phase == Phase::Main {
         let (head, from_pooler) = init_head_from_pooler(&pretrained.dir, pretrained.config.family, head)?;
         if from_pooler {

@@ -79,12 +79,23 @@ pub struct Trainer {
     pub(super) log: MetricsLog,
 }
 
-/// The seed of the random draws (dropout masks, the device's stream) of the step that starts
-/// after `step` finished ones, in a run with seed `seed`. Masks depend on (seed, step) only, so
-/// a resumed run draws the ones an uninterrupted run would. `bench/tartan_masks.py` has the
-/// same formula for PyTorch runs that draw our masks.
+/// The seed of the dropout masks of the step that starts after `step` finished ones, in a run
+/// with seed `seed`. Masks depend on (seed, step) only, so a resumed run draws the ones an
+/// uninterrupted run would. `bench/tartan_masks.py` has the same formula for PyTorch runs that
+/// draw our masks.
 pub fn dropout_step_seed(seed: u64, step: usize) -> u64 {
     seed.wrapping_mul(1_000_003).wrapping_add(step as u64)
+}
+
+/// The bar of a phase's optimizer steps; hidden when stderr is not a terminal, where the loop
+/// logs a line per logged step instead.
+fn progress_bar(total: usize, at: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64).with_position(at as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg} [{elapsed_precise} < {eta_precise}]")
+            .expect("valid progress template"),
+    );
+    bar
 }
 
 enum StepOutcome {
@@ -139,11 +150,7 @@ impl Trainer {
     pub fn run_until(&mut self, limit: usize) -> Result<()> {
         let total = self.plan.total_steps;
         let limit = limit.min(total);
-        let bar = ProgressBar::new(total as u64).with_position(self.state.step as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg} [{elapsed_precise} < {eta_precise}]")
-                .expect("valid progress template"),
-        );
+        let bar = progress_bar(total, self.state.step);
         let mut window = (Instant::now(), self.state.step);
         while self.state.step < limit && !self.state.finished {
             if super::stop_requested() {
@@ -155,9 +162,7 @@ impl Trainer {
                     self.cfg.output_dir.display()
                 );
             }
-            let step_seed = dropout_step_seed(self.cfg.seed, self.state.step);
-            self.device.seed(step_seed);
-            self.model.reseed_dropout(step_seed);
+            self.model.reseed_dropout(dropout_step_seed(self.cfg.seed, self.state.step));
             let (lr, head_lr) = self.plan.lrs(self.state.step);
             let outcome = self.train_step()?;
             self.state.step += 1;
@@ -174,16 +179,8 @@ impl Trainer {
                         window = (Instant::now(), step);
                         let tasks = self.task_steps(&losses, &accuracies, &figures);
                         let dev_loss = figures.dev_loss;
-                        self.log.write(&Record::Train {
-                            step,
-                            lr,
-                            head_lr,
-                            loss,
-                            grad_norm,
-                            steps_per_s,
-                            dev_loss,
-                            tasks,
-                        })?;
+                        let record = Record::Train { step, lr, head_lr, loss, grad_norm, steps_per_s, dev_loss, tasks };
+                        self.log.write(&record)?;
                         if bar.is_hidden() {
                             tracing::info!("step {step}/{total}: loss {loss:.4}, {steps_per_s:.2} steps/s");
                         }

@@ -15,7 +15,7 @@ use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{StepFigures, TaskFigures, Weighting, dot_and_norm};
-use crate::data::batch::{BatchStream, labels_tensor};
+use crate::data::batch::{BatchStream, DataPosition, labels_tensor};
 use crate::data::task::Split;
 use crate::loss::cross_entropy;
 use crate::model::heads::cls_vector;
@@ -104,10 +104,19 @@ impl MetaSection {
     }
 }
 
+/// What a checkpoint keeps, so a resumed run continues as an uninterrupted one would.
+/// Checkpoints of builds before 2026-12-01 lack the last two: those runs restarted their dev
+/// batches from the first on resume.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct MetaState {
     logits: Vec<f64>,
     step: usize,
+    /// Dev heads drawn so far: the next one is drawn from (seed, this count).
+    #[serde(default)]
+    heads_drawn: u64,
+    /// Where the dev batches stand.
+    #[serde(default)]
+    dev_position: DataPosition,
 }
 
 pub struct MetaTartan {
@@ -120,6 +129,8 @@ pub struct MetaTartan {
     /// The data dev batches are drawn from.
     dev: Split,
     dev_stream: BatchStream,
+    /// The run's seed, which each dev head is drawn from.
+    seed: u64,
     /// The encoder's parameters the cosines are over (all but `exclude_from_cosine`).
     cosine_ids: HashSet<ParamId>,
     state: MetaState,
@@ -156,8 +167,9 @@ impl MetaTartan {
             sample,
             dev,
             dev_stream,
+            seed,
             cosine_ids,
-            state: MetaState { logits: vec![0.0; n_tasks], step: 0 },
+            state: MetaState { logits: vec![0.0; n_tasks], ..MetaState::default() },
             logit_grads: vec![0.0; n_tasks],
             dev_grad: None,
             last_cos: vec![f64::NAN; n_tasks],
@@ -250,8 +262,11 @@ impl Weighting for MetaTartan {
         }
         let features = dev_features(model, &self.sample, self.pad_id, device);
         let [_, hidden] = features.dims();
+        // A fresh head per micro-batch, each from its own seed.
+        let head_seed = self.seed ^ self.state.heads_drawn.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.state.heads_drawn += 1;
         let head = fit_dev_head(
-            ClassificationHead::new(hidden, self.n_labels, 0.0, device),
+            ClassificationHead::new(hidden, self.n_labels, 0.0, head_seed, device),
             features,
             &self.sample.labels,
             &self.cfg,
@@ -301,11 +316,13 @@ impl Weighting for MetaTartan {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).expect("serialisable")
+        let state = MetaState { dev_position: self.dev_stream.position(), ..self.state.clone() };
+        serde_json::to_value(&state).expect("serialisable")
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
         self.state = serde_json::from_value(state.clone())?;
+        self.dev_stream.seek(self.state.dev_position);
         Ok(())
     }
 }

@@ -90,7 +90,7 @@ fn model_folder_problems_are_explained() {
     };
     let err = |dir: &Path| {
         Pretrained::from_dir(dir)
-            .and_then(|p| p.load(false, &burn::tensor::Device::flex()).map(|_| ()))
+            .and_then(|p| p.load(false, 0, &burn::tensor::Device::flex()).map(|_| ()))
             .err()
             .map(|e| format!("{e:#}"))
             .unwrap_or_default()

@@ -12,7 +12,7 @@ use tartan::train::trainer::Trainer;
 fn sharded_checkpoint_loads_like_a_single_file() {
     let setup = tiny_setup(31);
     let single = Pretrained::from_dir(&setup.model).unwrap();
-    let (encoder, mlm) = single.load(true, &Device::flex()).unwrap();
+    let (encoder, mlm) = single.load(true, 0, &Device::flex()).unwrap();
     let all = read_plain(&setup.model.join("model.safetensors")).unwrap();
 
     let sharded = setup.path("sharded");
@@ -38,7 +38,7 @@ fn sharded_checkpoint_loads_like_a_single_file() {
     )
     .unwrap();
 
-    let (enc2, mlm2) = Pretrained::from_dir(&sharded).unwrap().load(true, &Device::flex()).unwrap();
+    let (enc2, mlm2) = Pretrained::from_dir(&sharded).unwrap().load(true, 0, &Device::flex()).unwrap();
     assert_eq!(hf_tensors(&encoder, "", None), hf_tensors(&enc2, "", None));
     let family = Some(single.config.family);
     assert_eq!(hf_tensors(mlm.as_ref().unwrap(), "", family), hf_tensors(mlm2.as_ref().unwrap(), "", family));
@@ -67,7 +67,7 @@ fn hub_ids_resolve_from_the_cache_and_offline_misses_say_where_they_looked() {
     }
     let dir = hub::resolve_in("someone/tiny-bert", &cache, true).unwrap();
     assert_eq!(dir, snapshot);
-    Pretrained::from_dir(&dir).unwrap().load(false, &Device::flex()).unwrap();
+    Pretrained::from_dir(&dir).unwrap().load(false, 0, &Device::flex()).unwrap();
 }
 
 #[test]

@@ -7,15 +7,12 @@
 use tartan::cli::demo::{Row, run_strategy, synthetic_config};
 use tartan::config::Strategy;
 
-use crate::common::tiny::serial;
-
 fn weight(row: &Row, task: &str) -> f64 {
     row.weights.iter().find(|w| w.task == task).unwrap_or_else(|| panic!("no weight for {task}")).last
 }
 
 #[test]
 fn the_demo_ranks_meta_tartan_and_the_related_corpus_first() {
-    let _serial = serial();
     for seed in [1, 2, 5] {
         let dir = tempfile::tempdir().unwrap();
         let base = synthetic_config(seed, dir.path()).unwrap();

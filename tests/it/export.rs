@@ -25,8 +25,8 @@ fn info() -> HeadInfo {
 
 /// The checkpoint's encoder and MLM head with a fresh three-label head.
 fn model_of(source: &Pretrained, device: &Device) -> TartanModel {
-    let (encoder, mlm) = source.load(true, device).unwrap();
-    let head = ClassificationHead::new(source.config.hidden_size, LABELS.len(), 0.2, device);
+    let (encoder, mlm) = source.load(true, 0, device).unwrap();
+    let head = ClassificationHead::new(source.config.hidden_size, LABELS.len(), 0.2, 0, device);
     TartanModel::new(encoder, head, mlm)
 }
 
@@ -132,7 +132,7 @@ fn roberta_model_is_saved_as_roberta_for_sequence_classification() {
     let config = ModelConfig::from_json(&raw.to_string()).unwrap();
     let device = Device::flex();
     let source_dir = dir.path().join("source");
-    let (encoder, mlm) = (Bert::new(&config, &device), MlmHead::new(&config, &device));
+    let (encoder, mlm) = (Bert::new(&config, 0, &device), MlmHead::new(&config, 0, &device));
     save_pretrained(&source_dir, &encoder, Some(&mlm), &config, &tokenizer, None).unwrap();
     let source = Pretrained::from_dir(&source_dir).unwrap();
     let model = model_of(&source, &device);

@@ -14,7 +14,7 @@ use tartan::objectives::mlm::{MaskedLm, MlmSource};
 use tartan::optim::GradBuffer;
 use tartan::params::param_paths;
 use tartan::train::pretrained::Pretrained;
-use tartan::train::records::{Record, read_records};
+use tartan::train::records::{Record, RunResult, read_records};
 use tartan::train::strategy::Start;
 use tartan::weighting::Weighting;
 use tartan::weighting::meta::{MetaTartan, dev_features, fit_dev_head};
@@ -46,12 +46,11 @@ struct Parts {
 
 fn parts(setup: &TinySetup, cfg: &RunConfig) -> Parts {
     let device = Device::flex().autodiff();
-    device.seed(0);
     let p = Pretrained::from_dir(&setup.model).unwrap();
     let task =
         TaskData::load(&cfg.task.train, cfg.task.dev.as_deref(), cfg.task.test.as_deref(), &p.tokenizer, 32).unwrap();
-    let (encoder, mlm) = p.load(true, &device).unwrap();
-    let classifier = ClassificationHead::new(32, task.labels.len(), 0.0, &device);
+    let (encoder, mlm) = p.load(true, 0, &device).unwrap();
+    let classifier = ClassificationHead::new(32, task.labels.len(), 0.0, 0, &device);
     let model = set_dropout(TartanModel::new(encoder, classifier, mlm), false);
     let pad = p.tokenizer.pad_id;
     let mut objectives: Vec<Box<dyn Objective>> =
@@ -181,7 +180,7 @@ fn dev_head_fit_on_cached_features_equals_refitting_through_the_encoder() {
         ids: dev.ids[..32].to_vec(),
         labels: dev.labels[..32].to_vec(),
     };
-    let init = ClassificationHead::new(32, task.labels.len(), 0.0, &device);
+    let init = ClassificationHead::new(32, task.labels.len(), 0.0, 0, &device);
     let cached =
         fit_dev_head(init.clone(), dev_features(&model, &sample, pad, &device), &sample.labels, &cfg.meta, &device);
 
@@ -216,7 +215,13 @@ fn dev_head_fit_on_cached_features_equals_refitting_through_the_encoder() {
     }
     assert!(
         a.iter()
-            .zip(&tartan::model::weights::plain_tensors(&ClassificationHead::new(32, task.labels.len(), 0.0, &device)))
+            .zip(&tartan::model::weights::plain_tensors(&ClassificationHead::new(
+                32,
+                task.labels.len(),
+                0.0,
+                0,
+                &device
+            )))
             .any(|(x, y)| x.2 != y.2)
     );
 }
@@ -250,8 +255,10 @@ fn pretrain_then_finetune_runs_each_phase_and_resume_skips_finished_ones() {
     let cfg = config(&setup, "tapt", &["strategy=\"pretrain-finetune\"", "pretrain.steps=20", "train.max_steps=30"]);
     let result = tartan::train::strategy::run(&cfg, Start::Fresh).unwrap();
     assert_eq!(result.steps, 30);
+    let mut pretrain_seconds = 0.0;
     for corpus in ["related", "noise"] {
         let dir = setup.path("tapt").join(format!("pretrain-{corpus}"));
+        pretrain_seconds += RunResult::read(&dir).unwrap().train_seconds;
         assert!(dir.join("model/model.safetensors").exists(), "{corpus} phase saved no model");
         let logged = read_records(&dir).unwrap().iter().any(|r| match r {
             Record::Train { tasks, .. } => tasks.get(corpus).is_some_and(|t| t.accuracy.is_some()),
@@ -261,6 +268,47 @@ fn pretrain_then_finetune_runs_each_phase_and_resume_skips_finished_ones() {
     }
     // The second phase starts from the first phase's model, the main phase from the last.
     assert!(std::fs::read_to_string(setup.path("tapt/pretrain-noise/config.toml")).is_ok());
+    // The run's training time includes its masked-LM phases'.
+    assert!(pretrain_seconds > 0.0 && result.train_seconds > pretrain_seconds, "{}", result.train_seconds);
     let again = tartan::train::strategy::run(&cfg, Start::Resume).unwrap();
     assert_eq!(again.test, result.test);
+}
+
+/// A META-TARTAN run stopped and resumed draws the dev batches and dev heads an uninterrupted
+/// run draws, so its weights and cosines follow the same path. Before 2026-12-01 a resume
+/// restarted the dev batches from the first and drew the heads from the backend's stream.
+#[test]
+fn an_interrupted_meta_tartan_run_resumes_like_an_uninterrupted_one() {
+    use tartan::train::plan::Phase;
+    use tartan::train::trainer::Trainer;
+    let setup = tiny_setup(17);
+    // 200 dev examples in batches of 32: the dev batches wrap into a second epoch.
+    let extra = ["strategy=\"meta-tartan\"", "train.max_steps=16", "eval.every_steps=8", "train.log_every=1"];
+    let cfg = |run: &str| config(&setup, run, &extra);
+    Trainer::new(cfg("full"), Phase::Main, false).unwrap().run().unwrap();
+    let mut first = Trainer::new(cfg("resumed"), Phase::Main, false).unwrap();
+    first.run_until(6).unwrap();
+    drop(first);
+    Trainer::new(cfg("resumed"), Phase::Main, true).unwrap().run().unwrap();
+    let logged = |run: &str| -> Vec<(usize, Vec<(f64, f64)>)> {
+        let records = read_records(&setup.path(run)).unwrap();
+        records
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Train { step, tasks, .. } => {
+                    Some((step, tasks.values().map(|t| (t.weight, t.cos.unwrap_or(f64::NAN))).collect()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let (full, resumed) = (logged("full"), logged("resumed"));
+    assert_eq!(full.len(), 16);
+    assert_eq!(full.iter().map(|r| r.0).collect::<Vec<_>>(), resumed.iter().map(|r| r.0).collect::<Vec<_>>());
+    for ((step, a), (_, b)) in full.iter().zip(&resumed) {
+        for ((wa, ca), (wb, cb)) in a.iter().zip(b) {
+            assert!((wa - wb).abs() < 1e-9, "step {step}: weight {wa} uninterrupted, {wb} resumed");
+            assert!((ca - cb).abs() < 1e-5, "step {step}: cosine {ca} uninterrupted, {cb} resumed");
+        }
+    }
 }

@@ -48,7 +48,7 @@ fn reference_head(r: &Reference, device: &Device) -> ClassificationHead {
     put("dense.bias", "head.dense.bias", false);
     put("out_proj.weight", "head.out.weight", true);
     put("out_proj.bias", "head.out.bias", false);
-    weights::load_plain(ClassificationHead::new(h, n, 0.0, device), map, "reference head").unwrap()
+    weights::load_plain(ClassificationHead::new(h, n, 0.0, 0, device), map, "reference head").unwrap()
 }
 
 fn check_grads(
@@ -96,7 +96,7 @@ fn parity(name: &str, model_dir: &Path) {
     assert_eq!(got_mask, r.ints("attention_mask"), "{name}: attention mask differs");
 
     // Hidden states of every layer, eval mode.
-    let (encoder, _) = pretrained.load(false, &plain).unwrap();
+    let (encoder, _) = pretrained.load(false, 0, &plain).unwrap();
     let encoder = encoder.valid();
     // Tokens are held to 1e-4 max abs. Padding positions are compared too, more loosely: their
     // outputs are never read, and on MiniLM rounding differences grow there to ~2e-4 by layer 5
@@ -119,7 +119,7 @@ fn parity(name: &str, model_dir: &Path) {
 
     // Classification logits, loss and gradients (autodiff, dropout off).
     let device = Device::flex().autodiff();
-    let (encoder, mlm) = pretrained.load(with_mlm, &device).unwrap();
+    let (encoder, mlm) = pretrained.load(with_mlm, 0, &device).unwrap();
     let encoder = tartan::model::set_dropout(encoder, false);
     let head = reference_head(&r, &device);
     let logits = head.forward(encoder.forward(&input(&r, "input_ids", &device)));
@@ -197,7 +197,7 @@ fn saved_minilm_has_the_original_keys_shapes_and_values() {
     let Some(shared) = shared_dir() else { return };
     let dir = shared.join("models/all-MiniLM-L6-v2");
     let p = Pretrained::from_dir(&dir).unwrap();
-    let (encoder, _) = p.load(false, &Device::flex()).unwrap();
+    let (encoder, _) = p.load(false, 0, &Device::flex()).unwrap();
     let out = tempfile::tempdir().unwrap();
     tartan::train::saved_model::save_pretrained(&out.path().join("m"), &encoder, None, &p.config, &p.tokenizer, None)
         .unwrap();
@@ -256,7 +256,7 @@ fn pattern_head(h: usize, n: usize, dropout: f64, device: &Device) -> Classifica
         ("out_proj.weight".to_string(), (vec![h, n], weight(n, 0.3))),
         ("out_proj.bias".to_string(), (vec![n], bias(n, 0.4))),
     ]);
-    weights::load_plain(ClassificationHead::new(h, n, dropout, device), map, "pattern head").unwrap()
+    weights::load_plain(ClassificationHead::new(h, n, dropout, 0, device), map, "pattern head").unwrap()
 }
 
 fn norms(tensors: Vec<(String, Vec<usize>, Vec<f32>)>) -> std::collections::BTreeMap<String, Vec<f32>> {
@@ -279,7 +279,7 @@ fn replay_trajectory(
     let (warmup, total, seed) = (setting("warmup_steps"), setting("total_steps"), setting("seed") as u64);
     let p = Pretrained::from_dir(&shared.join("models/all-MiniLM-L6-v2")).unwrap();
     let device = Device::flex().autodiff();
-    let (encoder, _) = p.load(false, &device).unwrap();
+    let (encoder, _) = p.load(false, 0, &device).unwrap();
     let dropout = s["dropout"].as_f64().expect("fixture setting dropout");
     let classifier = pattern_head(p.config.hidden_size, setting("n_labels"), dropout, &device);
     let mut model = tartan::model::set_dropout(TartanModel::new(encoder, classifier, None), dropout > 0.0);
@@ -400,8 +400,7 @@ fn minilm_epoch_trajectory_matches_pytorch() {
 #[test]
 fn fresh_head_is_initialised_as_torch_linear() {
     let device = Device::flex();
-    device.seed(3);
-    let head = ClassificationHead::new(384, 13, 0.1, &device);
+    let head = ClassificationHead::new(384, 13, 0.1, 3, &device);
     let bound = 1.0 / (384f64).sqrt();
     for (name, _, values) in weights::plain_tensors(&head) {
         let n = values.len() as f64;

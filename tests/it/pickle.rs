@@ -30,7 +30,7 @@ type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
 /// Encoder and MLM head tensors as loaded from `dir`, in HF layout.
 fn load(dir: &Path) -> anyhow::Result<(Tensors, Tensors)> {
     let config = ModelConfig::from_file(&dir.join("config.json"))?;
-    let (encoder, mlm, report) = load_pretrained(dir, &config, true, &Device::flex())?;
+    let (encoder, mlm, report) = load_pretrained(dir, &config, true, 0, &Device::flex())?;
     assert!(!report.mlm_head_initialised, "{}: the MLM head was not read", dir.display());
     assert!(report.unexpected.is_empty(), "{}: unexpected {:?}", dir.display(), report.unexpected);
     let mlm = mlm.expect("asked for the MLM head");
@@ -69,7 +69,7 @@ fn pickled_checkpoints_load_exactly_as_their_safetensors_twin() {
     }
 
     let config = ModelConfig::from_file(&legacy.join("config.json")).unwrap();
-    let head = ClassificationHead::new(config.hidden_size, 3, 0.0, &Device::flex());
+    let head = ClassificationHead::new(config.hidden_size, 3, 0.0, 0, &Device::flex());
     let (_, from_pooler) = init_head_from_pooler(&legacy, config.family, head).unwrap();
     assert!(from_pooler, "the legacy checkpoint's pooler was not found");
 }

@@ -19,9 +19,8 @@ use tartan::train::strategy::{self, Start};
 
 /// The tiny model with its MLM head and a fresh 4-label head, dropout off, in `precision`.
 fn model(setup: &TinySetup, precision: Precision, device: &Device) -> TartanModel {
-    device.seed(0);
-    let (encoder, mlm) = Pretrained::from_dir(&setup.model).unwrap().load(true, device).unwrap();
-    let head = ClassificationHead::new(32, 4, 0.0, device);
+    let (encoder, mlm) = Pretrained::from_dir(&setup.model).unwrap().load(true, 0, device).unwrap();
+    let head = ClassificationHead::new(32, 4, 0.0, 0, device);
     set_dropout(TartanModel::new(encoder, head, mlm), false).with_precision(precision)
 }
 
@@ -128,12 +127,11 @@ fn minilm_in_bf16_stays_near_f32_in_logits_and_gradients() {
     let ids = p.tokenizer.encode_batch(&texts, 64).unwrap();
     let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let device = Device::flex().autodiff();
-    device.seed(0);
-    let head = ClassificationHead::new(p.config.hidden_size, 13, 0.0, &device);
+    let head = ClassificationHead::new(p.config.hidden_size, 13, 0.0, 0, &device);
     let input = EncoderInput::pad(&seqs, p.tokenizer.pad_id, &device);
     let labels: Vec<usize> = (0..8).collect();
     let run = |precision: Precision| {
-        let encoder = set_dropout(p.load(false, &device).unwrap().0, false).with_precision(precision);
+        let encoder = set_dropout(p.load(false, 0, &device).unwrap().0, false).with_precision(precision);
         let logits = head.forward(encoder.forward(&input));
         let grads = cross_entropy(logits.clone(), labels_tensor(&labels, &device)).backward();
         (values(&logits), hf_grads(&encoder, &grads))

@@ -103,8 +103,8 @@ fn deeper_model(setup: &TinySetup) -> std::path::PathBuf {
     let dir = setup.path("deeper");
     save_pretrained(
         &dir,
-        &Bert::new(&config, &device),
-        Some(&MlmHead::new(&config, &device)),
+        &Bert::new(&config, 0, &device),
+        Some(&MlmHead::new(&config, 0, &device)),
         &config,
         &tokenizer,
         None,

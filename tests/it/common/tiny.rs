@@ -11,16 +11,6 @@ use tartan::train::saved_model::save_pretrained;
 pub struct TinySetup {
     pub dir: tempfile::TempDir,
     pub model: PathBuf,
-    /// burn's random generator is global to the device, so runs in parallel test threads would
-    /// draw from each other's stream; each setup holds this lock while it lives.
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// The lock every test that draws from burn's generator holds while it runs.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl TinySetup {
@@ -32,7 +22,6 @@ impl TinySetup {
 /// Writes `model/` (a random 2-layer BERT with an MLM head), `train/dev/test.jsonl`,
 /// `related.txt` and `noise.txt` into a temporary folder.
 pub fn tiny_setup(seed: u64) -> TinySetup {
-    let serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let task = generate(seed, 400, 200, 400);
     write_jsonl(&dir.path().join("train.jsonl"), &task.train).unwrap();
@@ -43,12 +32,11 @@ pub fn tiny_setup(seed: u64) -> TinySetup {
     let tokenizer = word_level_tokenizer(&vocabulary()).unwrap();
     let config = ModelConfig::tiny_bert(tokenizer.vocab_size(), 32, 2, 4, 64);
     let device = Device::flex();
-    device.seed(seed);
-    let encoder = Bert::new(&config, &device);
-    let mlm = MlmHead::new(&config, &device);
+    let encoder = Bert::new(&config, seed, &device);
+    let mlm = MlmHead::new(&config, seed, &device);
     let model = dir.path().join("model");
     save_pretrained(&model, &encoder, Some(&mlm), &config, &tokenizer, None).unwrap();
-    TinySetup { dir, model, _serial: serial }
+    TinySetup { dir, model }
 }
 
 /// A fine-tuning config over the tiny setup; `extra` are `--set` style overrides.
