@@ -1,6 +1,6 @@
 //! `tartan sweep`: every (task config, strategy, seed) combination, one run folder each;
-//! finished runs are skipped and interrupted ones resumed; then the results table as Markdown,
-//! CSV and JSON.
+//! finished runs are skipped and interrupted ones resumed; then the comparison `tartan report
+//! --overview` writes (`report.md`, `results.md/.csv/.json`, the charts across runs).
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +8,8 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::config::{DeviceKind, RunConfig, Strategy};
-use crate::report::comparison::write_tables;
-use crate::report::summary::RunSummary;
+use crate::report::comparison::table_markdown;
+use crate::report::summary::{Detail, RunSummary, write_report};
 use crate::runlock::RunFolderInUse;
 use crate::train::records::copy_run_records;
 use crate::train::run_folder::held_run;
@@ -87,8 +87,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
         }
         runs.push(RunSummary::read(dir)?);
     }
-    let md = write_tables(&runs, &args.output)?;
-    println!("{md}");
+    let report = write_report(&runs, &args.output, Detail::Overview)?;
+    println!("{}\nThe comparison with its charts: {}", table_markdown(&runs), report.display());
     if !pending.is_empty() {
         println!(
             "{} runs were still in progress in other processes; run the sweep again once they finish for the full table",

@@ -43,6 +43,8 @@ fn sweep_runs_the_grid_tabulates_and_skips_finished_runs() {
     let md = std::fs::read_to_string(out_dir.join("results.md")).unwrap();
     assert!(md.contains("| finetune |") && md.contains("| mt-tartan |"), "{md}");
     assert!(out_dir.join("results.json").exists());
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("](dev-curves.png)") && out_dir.join("dev-curves.png").exists(), "{report}");
     let second = sweep();
     assert_eq!(String::from_utf8_lossy(&second.stderr).matches("is finished; skipping it").count(), 4);
 }
