@@ -100,44 +100,7 @@ impl ModelConfig {
                 "model_type `{other}` is not supported: tartan loads BERT and RoBERTa-family encoders (model_type bert, roberta, xlm-roberta, camembert)"
             ),
         };
-        if c.hidden_act != "gelu" {
-            bail!(
-                "hidden_act `{}` is not supported: only the exact (erf) `gelu` of BERT/RoBERTa is implemented",
-                c.hidden_act
-            );
-        }
-        if let Some(kind) = c.position_embedding_type.as_deref()
-            && kind != "absolute"
-        {
-            bail!(
-                "position_embedding_type `{kind}` is not supported: only `absolute` position embeddings are implemented"
-            );
-        }
-        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
-            bail!("hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size, c.num_attention_heads);
-        }
-        for (key, size) in [
-            ("vocab_size", c.vocab_size),
-            ("hidden_size", c.hidden_size),
-            ("intermediate_size", c.intermediate_size),
-            ("max_position_embeddings", c.max_position_embeddings),
-            ("type_vocab_size", c.type_vocab_size),
-        ] {
-            if size == 0 {
-                bail!("{key} is 0; a BERT/RoBERTa encoder needs at least 1");
-            }
-        }
-        for (key, p) in [
-            ("hidden_dropout_prob", c.hidden_dropout_prob),
-            ("attention_probs_dropout_prob", c.attention_probs_dropout_prob),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                bail!("{key} is {p}; a dropout probability must be in [0, 1)");
-            }
-        }
-        if !(c.layer_norm_eps > 0.0 && c.layer_norm_eps.is_finite()) {
-            bail!("layer_norm_eps is {}; it must be a small positive number such as 1e-12", c.layer_norm_eps);
-        }
+        check(&c)?;
         let pad_token_id = c.pad_token_id.unwrap_or(match family {
             Family::Bert => 0,
             Family::Roberta => 1,
@@ -192,6 +155,47 @@ impl ModelConfig {
         });
         Self::from_json(&raw.to_string()).expect("the built-in tiny config is valid")
     }
+}
+
+/// What tartan's encoder implements, and sizes and probabilities that make sense.
+fn check(c: &RawConfig) -> Result<()> {
+    if c.hidden_act != "gelu" {
+        bail!(
+            "hidden_act `{}` is not supported: only the exact (erf) `gelu` of BERT/RoBERTa is implemented",
+            c.hidden_act
+        );
+    }
+    if let Some(kind) = c.position_embedding_type.as_deref()
+        && kind != "absolute"
+    {
+        bail!("position_embedding_type `{kind}` is not supported: only `absolute` position embeddings are implemented");
+    }
+    if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
+        bail!("hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size, c.num_attention_heads);
+    }
+    for (key, size) in [
+        ("vocab_size", c.vocab_size),
+        ("hidden_size", c.hidden_size),
+        ("intermediate_size", c.intermediate_size),
+        ("max_position_embeddings", c.max_position_embeddings),
+        ("type_vocab_size", c.type_vocab_size),
+    ] {
+        if size == 0 {
+            bail!("{key} is 0; a BERT/RoBERTa encoder needs at least 1");
+        }
+    }
+    for (key, p) in [
+        ("hidden_dropout_prob", c.hidden_dropout_prob),
+        ("attention_probs_dropout_prob", c.attention_probs_dropout_prob),
+    ] {
+        if !(0.0..1.0).contains(&p) {
+            bail!("{key} is {p}; a dropout probability must be in [0, 1)");
+        }
+    }
+    if !(c.layer_norm_eps > 0.0 && c.layer_norm_eps.is_finite()) {
+        bail!("layer_norm_eps is {}; it must be a small positive number such as 1e-12", c.layer_norm_eps);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
