@@ -95,65 +95,85 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, x_labe
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing a chart: {e:?}");
-    root.fill(&WHITE).map_err(err)?;
-    let root = root.titled(title, ("sans-serif", 24)).map_err(err)?;
+    root.fill(&WHITE).map_err(drawing_error::<DB>)?;
+    let root = root.titled(title, ("sans-serif", 24)).map_err(drawing_error::<DB>)?;
     for (panel, area) in panels.iter().zip(root.split_evenly((panels.len(), 1))) {
-        let points = panel.series.iter().flat_map(|s| s.points.iter());
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
-        for &(x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
-            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
-        }
-        if !x0.is_finite() {
-            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-        }
-        let pad = ((y1 - y0) * 0.05).max(1e-3);
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&panel.title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_desc(&panel.y_label)
-            .label_style(("sans-serif", 13))
-            .draw()
-            .map_err(err)?;
-        let mut lines = 0;
-        for s in &panel.series {
-            let color = COLORS[lines % COLORS.len()].to_rgba();
-            let pts: Vec<(f64, f64)> =
-                s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-            if s.faint {
-                let dot = color.mix(0.3).filled();
-                chart
-                    .draw_series(pts.into_iter().map(|p| Circle::new(p, 2, dot)))
-                    .map_err(err)?
-                    .label(&s.name)
-                    .legend(move |(x, y)| Circle::new((x + 9, y), 3, dot));
-                continue;
-            }
-            lines += 1;
+        draw_panel(&area, panel, x_label)?;
+    }
+    root.present().map_err(drawing_error::<DB>)?;
+    Ok(())
+}
+
+fn drawing_error<DB: DrawingBackend>(e: DrawingAreaErrorKind<DB::ErrorType>) -> anyhow::Error
+where
+    DB::ErrorType: 'static,
+{
+    anyhow!("drawing a chart: {e:?}")
+}
+
+/// The range of the finite points: x exactly, y with 5% to spare; a unit square if none.
+fn extent(series: &[Series]) -> ((f64, f64), (f64, f64)) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in series.iter().flat_map(|s| &s.points).filter(|(x, y)| x.is_finite() && y.is_finite()) {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if !x0.is_finite() {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-3);
+    ((x0, x1.max(x0 + 1.0)), (y0 - pad, y1 + pad))
+}
+
+/// One panel: its axes, each series (faint ones as pale dots), and the legend.
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, x_label: &str) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = drawing_error::<DB>;
+    let (x, y) = extent(&panel.series);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc(&panel.y_label)
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(err)?;
+    let mut lines = 0;
+    for s in &panel.series {
+        let color = COLORS[lines % COLORS.len()].to_rgba();
+        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+        if s.faint {
+            let dot = color.mix(0.3).filled();
             chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                .draw_series(pts.into_iter().map(|p| Circle::new(p, 2, dot)))
                 .map_err(err)?
                 .label(&s.name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| Circle::new((x + 9, y), 3, dot));
+            continue;
         }
+        lines += 1;
         chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .position(legend_corner(&panel.series, (x0, x1), (y0 - pad, y1 + pad)))
-            .draw()
-            .map_err(err)?;
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(err)?
+            .label(&s.name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
     }
-    root.present().map_err(err)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .position(legend_corner(&panel.series, x, y))
+        .draw()
+        .map_err(err)?;
     Ok(())
 }
 
