@@ -62,7 +62,8 @@ pub fn table(runs: &[RunSummary]) -> BTreeMap<(Row, String), Cell> {
     cells
 }
 
-/// The comparison table as Markdown (test, with dev in parentheses).
+/// The comparison table as Markdown: test mean ± sample sd (none for one run), dev mean in
+/// parentheses, and the number of runs.
 pub fn table_markdown(runs: &[RunSummary]) -> String {
     let cells = table(runs);
     let tasks: BTreeSet<&String> = cells.keys().map(|(_, t)| t).collect();
@@ -75,9 +76,11 @@ pub fn table_markdown(runs: &[RunSummary]) -> String {
             .map(|&t| match cells.get(&(row.clone(), t.clone())) {
                 Some(c) if !c.test.is_empty() => {
                     let (m, sd) = mean_std(&c.test);
+                    // One run has no spread to show.
+                    let sd = if c.test.len() > 1 { format!(" ± {sd:.1}") } else { String::new() };
                     let dev =
                         if c.dev.is_empty() { String::new() } else { format!(" (dev {:.1})", mean_std(&c.dev).0) };
-                    format!("{m:.1} ± {sd:.1}{dev}, n={}", c.test.len())
+                    format!("{m:.1}{sd}{dev}, n={}", c.test.len())
                 }
                 _ => "-".into(),
             })
@@ -231,8 +234,8 @@ mod tests {
         let md = table_markdown(&runs);
         assert!(md.starts_with("| strategy | chemprot | sciie |"), "{md}");
         // 70 and 80: mean 75, sample std 7.07.
-        assert!(md.contains("| finetune | 75.0 ± 7.1 (dev 50.0), n=2 | 60.0 ± 0.0 (dev 50.0), n=1 |"), "{md}");
-        assert!(md.contains("| meta-tartan | 90.0 ± 0.0 (dev 50.0), n=1 | - |"), "{md}");
+        assert!(md.contains("| finetune | 75.0 ± 7.1 (dev 50.0), n=2 | 60.0 (dev 50.0), n=1 |"), "{md}");
+        assert!(md.contains("| meta-tartan | 90.0 (dev 50.0), n=1 | - |"), "{md}");
         let rows: Vec<&str> = md.lines().skip(2).map(|l| l.split(" | ").next().unwrap()).collect();
         assert_eq!(rows, ["| finetune", "| pretrain-finetune", "| meta-tartan"]);
     }
