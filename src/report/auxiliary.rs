@@ -225,6 +225,45 @@ pub fn section(run: &RunSummary, runs: &[RunSummary], charts: &Path, out: &Path)
     Ok(Some(md + &links))
 }
 
+/// For an overview: one row per auxiliary corpus of every finished MT-/META-TARTAN run (the
+/// figures of each run's section, plus the corpus' last masked-token accuracy); `None` when
+/// there is no such run.
+pub fn overview_table(runs: &[RunSummary]) -> Result<Option<String>> {
+    let mut multi: Vec<&RunSummary> = runs
+        .iter()
+        .filter(|r| r.result.is_some() && matches!(r.config.strategy, Strategy::MtTartan | Strategy::MetaTartan))
+        .collect();
+    if multi.is_empty() {
+        return Ok(None);
+    }
+    multi.sort_by_key(|r| (r.task(), r.config.strategy, r.config.label(), r.config.seed));
+    let mut md = String::from(
+        "| task | strategy | seed | corpus | mean weight | final weight | cos with dev, first third | cos with dev, last third | share of the update | last masked-token accuracy |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for run in multi {
+        let log = RunLog::read(&run.dir)?;
+        let figures = task_figures(&log);
+        let empty = TaskFigures::default();
+        let end = figures.get(END_TASK).unwrap_or(&empty);
+        let steps = (end.weight.first().map_or(0.0, |p| p.0), end.weight.last().map_or(0.0, |p| p.0));
+        for a in &run.config.aux {
+            let row = figures_row(&a.name, figures.get(&a.name).unwrap_or(&empty), steps);
+            let accuracy = log.train.get(&format!("accuracy.{}", a.name)).and_then(|p| p.last()).map(|p| p.1);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} {} | {} |",
+                run.task(),
+                run.config.label(),
+                run.config.seed,
+                row.trim_end_matches(" |"),
+                cell(accuracy, |v| format!("{:.0}%", 100.0 * v)),
+            );
+        }
+    }
+    Ok(Some(md))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

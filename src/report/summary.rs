@@ -96,6 +96,13 @@ fn comparison(runs: &[RunSummary], out: &Path) -> Result<String> {
            selection metric (percent) and its last logged task weights.\n\n";
     md += &runs_markdown(runs)?;
     md += "\n";
+    if let Some(table) = super::auxiliary::overview_table(runs)? {
+        md += "## Auxiliary corpora\n\nPer MT-TARTAN and META-TARTAN run and corpus, as in each run's \
+               auxiliary-data section (definitions there, or in a report without `--overview`), with the \
+               corpus' masked-token accuracy on its last logged batch.\n\n";
+        md += &table;
+        md += "\n";
+    }
     Ok(md)
 }
 

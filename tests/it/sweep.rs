@@ -180,6 +180,10 @@ fn leave_one_out_sweep_feeds_the_reports_auxiliary_data_section() {
         assert!(overview.join(&file).exists(), "no {file}");
         assert!(text.contains(&file) || file.starts_with("results"), "report.md does not show {file}");
     }
+    // Each TARTAN run's corpora, with the figures of its auxiliary-data section.
+    let aux = text.lines().find(|l| l.starts_with(&format!("| {task} | meta-tartan | 0 | related |"))).expect("a row");
+    assert_eq!(aux.matches('|').count(), 11, "ten cells, as the header: {aux}");
+    assert!(aux.ends_with("% |") && !aux.contains("| - | - |"), "META-TARTAN logs cosines and accuracy: {aux}");
     let folders = std::fs::read_dir(&overview).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count();
     assert_eq!(folders, 0, "an overview has no per-run folders");
 }
