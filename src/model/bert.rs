@@ -198,11 +198,19 @@ pub struct Bert {
 }
 
 impl Bert {
-    /// An encoder initialised as Hugging Face's from `seed`; loading a checkpoint overwrites
-    /// every parameter. Its dropouts share one mask stream, which the encoder owns.
+    /// An encoder initialised as Hugging Face's from `seed`. Its dropouts share one mask
+    /// stream, which the encoder owns.
     pub fn new(c: &ModelConfig, seed: u64, device: &Device) -> Self {
+        Self::build(c, &mut Init::new(seed, "encoder"), device)
+    }
+
+    /// An encoder of zeros, for loading a checkpoint into: loading replaces every parameter.
+    pub fn placeholder(c: &ModelConfig, device: &Device) -> Self {
+        Self::build(c, &mut Init::placeholder(), device)
+    }
+
+    fn build(c: &ModelConfig, init: &mut Init, device: &Device) -> Self {
         let masks = DropoutSeed::default();
-        let init = &mut Init::new(seed, "encoder");
         let embeddings = Embeddings::new(c, &masks, init, device);
         Self {
             embeddings,

@@ -331,8 +331,7 @@ pub fn load_pretrained(
 ) -> Result<(Bert, Option<MlmHead>, LoadReport)> {
     let state = StateDict::from_dir(dir, config.family)?;
     let mut loader = Loader::new(&state, &hf_key);
-    // The seed is moot: every parameter is the checkpoint's or loading fails.
-    let encoder = Bert::new(config, 0, device).map(&mut loader);
+    let encoder = Bert::placeholder(config, device).map(&mut loader);
     if !loader.missing.is_empty() || !loader.mismatched.is_empty() {
         let mut msg =
             format!("the weights in {} do not fit a {:?} encoder with this config.json:", dir.display(), config.family);
