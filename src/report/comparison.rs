@@ -150,8 +150,8 @@ pub fn runs_markdown(runs: &[RunSummary]) -> Result<String> {
 /// How fast a run trained, from the pace `metrics.jsonl` logs every `train.log_every` steps
 /// (the wall time between two logged steps, evaluations included). Read from the log, it
 /// covers every process that trained the run, also for runs whose `train_seconds` counts only
-/// the last one (builds before 2026-12-01); it leaves out TAPT's masked-LM phases and the
-/// MLM-head warm-up, which the log of the run folder does not hold.
+/// the last one (builds before 7229fca, 2026-11-30); it leaves out TAPT's masked-LM phases and
+/// the MLM-head warm-up, which the log of the run folder does not hold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Pace {
     seconds: f64,

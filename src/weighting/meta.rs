@@ -105,8 +105,8 @@ impl MetaSection {
 }
 
 /// What a checkpoint keeps, so a resumed run continues as an uninterrupted one would.
-/// Checkpoints of builds before 2026-12-01 lack the last two: those runs restarted their dev
-/// batches from the first on resume.
+/// Checkpoints of builds before e89a44b (2026-11-30) lack the last two: those runs restarted
+/// their dev batches from the first on resume.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct MetaState {
     logits: Vec<f64>,

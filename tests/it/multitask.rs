@@ -275,7 +275,7 @@ fn pretrain_then_finetune_runs_each_phase_and_resume_skips_finished_ones() {
 }
 
 /// A META-TARTAN run stopped and resumed draws the dev batches and dev heads an uninterrupted
-/// run draws, so its weights and cosines follow the same path. Before 2026-12-01 a resume
+/// run draws, so its weights and cosines follow the same path. Before e89a44b a resume
 /// restarted the dev batches from the first and drew the heads from the backend's stream.
 #[test]
 fn an_interrupted_meta_tartan_run_resumes_like_an_uninterrupted_one() {
