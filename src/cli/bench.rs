@@ -4,7 +4,7 @@
 //! compute (`train.precision`). One workload per process, so the peak RSS it
 //! reports (VmHWM) belongs to that workload alone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -28,6 +28,7 @@ use crate::optim::{AdamW, AdamWConfig, Group, ParamGroups};
 use crate::params::TensorMap;
 use crate::train::plan::Phase;
 use crate::train::pretrained::Pretrained;
+use crate::train::records::{Record, read_records};
 use crate::train::trainer::Trainer;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -276,6 +277,28 @@ const META_ROWS: usize = 64;
 /// Seconds of each timed META-TARTAN step.
 fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64>> {
     let run = tempfile_dir()?;
+    let cfg = meta_config(args, &run, batch, len)?;
+    let mut trainer = Trainer::new(cfg, Phase::Main, false)?;
+    trainer.run_until(args.reps + 1)?;
+    // Each step's log entry holds its rate over exactly that step (the loop restarts the clock
+    // after every entry); step 1 is the warm-up.
+    let times: Vec<f64> = read_records(&run)?
+        .iter()
+        .filter_map(|r| match r {
+            Record::Train { step, steps_per_s, .. } if *step >= 2 => Some(1.0 / steps_per_s),
+            _ => None,
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&run);
+    if times.len() != args.reps {
+        bail!("expected {} timed steps in metrics.jsonl, found {}", args.reps, times.len());
+    }
+    Ok(times)
+}
+
+/// The META-TARTAN run `meta` times, in `run`: the task's train and dev texts and its TAPT
+/// lines, each filled to `len` tokens, `--aux` copies of the corpus, no warm-up.
+fn meta_config(args: &BenchArgs, run: &Path, batch: usize, len: usize) -> Result<RunConfig> {
     let p = Pretrained::open(&args.model)?;
     let data = run.join("data");
     std::fs::create_dir_all(&data)?;
@@ -290,7 +313,7 @@ fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64>> {
         std::fs::write(&path, out)?;
         Ok(path)
     };
-    let mut cfg = RunConfig { strategy: Strategy::MetaTartan, output_dir: run.clone(), ..RunConfig::default() };
+    let mut cfg = RunConfig { strategy: Strategy::MetaTartan, output_dir: run.to_path_buf(), ..RunConfig::default() };
     cfg.model.name = args.model.clone();
     cfg.model.max_length = len;
     cfg.task.train = jsonl("train.jsonl", "train.jsonl")?;
@@ -323,22 +346,7 @@ fn meta(args: &BenchArgs, batch: usize, len: usize) -> Result<Vec<f64>> {
         })
         .collect();
     cfg.validate()?;
-    let mut trainer = Trainer::new(cfg, Phase::Main, false)?;
-    trainer.run_until(args.reps + 1)?;
-    // Each step's log entry holds its rate over exactly that step (the loop restarts the clock
-    // after every entry); step 1 is the warm-up.
-    let log = std::fs::read_to_string(run.join("metrics.jsonl"))?;
-    let times: Vec<f64> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["type"] == "train" && e["step"].as_u64().is_some_and(|s| s >= 2))
-        .filter_map(|e| e["steps_per_s"].as_f64().map(|r| 1.0 / r))
-        .collect();
-    let _ = std::fs::remove_dir_all(&run);
-    if times.len() != args.reps {
-        bail!("expected {} timed steps in metrics.jsonl, found {}", args.reps, times.len());
-    }
-    Ok(times)
+    Ok(cfg)
 }
 
 /// The first `META_ROWS` non-blank `texts`, each repeated (joined by a space) until it has at
