@@ -68,18 +68,21 @@ pub fn draw(stem: &Path, title: &str, x_label: &str, panels: &[Panel]) -> Result
     Ok(png)
 }
 
-/// The corner of the plot whose quarter-ish holds the fewest points, so the legend hides as
-/// little as possible (rising curves end upper right, falling ones lower right); upper right
+/// The corner of the plot where the legend's box covers the fewest points, so the legend hides
+/// as little as possible (rising curves end upper right, falling ones lower right); upper right
 /// on a tie.
 fn legend_corner(series: &[Series], x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
-    // The legend box spans about 40% of the width and, for a handful of series, half the height.
-    let (right, top) = (x.0 + 0.6 * (x.1 - x.0), y.0 + 0.5 * (y.1 - y.0));
-    let (left, bottom) = (x.0 + 0.4 * (x.1 - x.0), y.0 + 0.5 * (y.1 - y.0));
+    // The box's size as a share of the plot area (about 870 x 260 pixels in a 960-wide panel):
+    // 13-pixel text at about 7 pixels a character plus the sample mark, 20 pixels a row.
+    let chars = series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64;
+    let w = ((chars * 7.0 + 50.0) / 870.0).min(0.9) * (x.1 - x.0);
+    let h = ((series.len() as f64 * 20.0 + 12.0) / 260.0).min(0.9) * (y.1 - y.0);
+    let (all_x, all_y) = (f64::NEG_INFINITY, f64::INFINITY);
     let corners = [
-        (SeriesLabelPosition::UpperRight, (right, f64::INFINITY), (top, f64::INFINITY)),
-        (SeriesLabelPosition::LowerRight, (right, f64::INFINITY), (f64::NEG_INFINITY, bottom)),
-        (SeriesLabelPosition::UpperLeft, (f64::NEG_INFINITY, left), (top, f64::INFINITY)),
-        (SeriesLabelPosition::LowerLeft, (f64::NEG_INFINITY, left), (f64::NEG_INFINITY, bottom)),
+        (SeriesLabelPosition::UpperRight, (x.1 - w, all_y), (y.1 - h, all_y)),
+        (SeriesLabelPosition::LowerRight, (x.1 - w, all_y), (all_x, y.0 + h)),
+        (SeriesLabelPosition::UpperLeft, (all_x, x.0 + w), (y.1 - h, all_y)),
+        (SeriesLabelPosition::LowerLeft, (all_x, x.0 + w), (all_x, y.0 + h)),
     ];
     let inside = |(xr, yr): ((f64, f64), (f64, f64))| {
         series
