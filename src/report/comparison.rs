@@ -113,6 +113,46 @@ pub fn write_tables(runs: &[RunSummary], out: &Path) -> Result<String> {
     Ok(md)
 }
 
+/// Each strategy's gain over fine-tuning on test, paired by seed: per task, the mean of
+/// (run - fine-tune run of the same seed) over the seeds both have, and each seed's difference.
+/// Pairing takes out what a seed does to both (data order, head); `None` without fine-tune runs.
+pub fn gains_markdown(runs: &[RunSummary]) -> Option<String> {
+    let test = |r: &RunSummary| Some(100.0 * r.result.as_ref()?.test.as_ref()?.get(r.config.metric()));
+    let mut by: BTreeMap<(Row, String), BTreeMap<u64, f64>> = BTreeMap::new();
+    for r in runs {
+        if let Some(v) = test(r) {
+            by.entry((Row::of(r), r.task())).or_default().insert(r.config.seed, v);
+        }
+    }
+    let finetune: BTreeMap<&String, &BTreeMap<u64, f64>> =
+        by.iter().filter(|((row, _), _)| row.strategy == Strategy::Finetune).map(|((_, t), v)| (t, v)).collect();
+    let tasks: BTreeSet<&String> = finetune.keys().copied().collect();
+    let rows: BTreeSet<&Row> = by.keys().map(|(r, _)| r).filter(|r| r.strategy != Strategy::Finetune).collect();
+    if tasks.is_empty() || rows.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = tasks.iter().map(|t| t.as_str()).collect();
+    let mut md = format!("| strategy | {} |\n| --- |{}\n", names.join(" | "), " --- |".repeat(tasks.len()));
+    for row in rows {
+        let cells: Vec<String> = tasks
+            .iter()
+            .map(|&task| {
+                let Some(own) = by.get(&(row.clone(), task.clone())) else { return "-".into() };
+                let diffs: Vec<(u64, f64)> =
+                    own.iter().filter_map(|(seed, v)| Some((*seed, v - finetune[task].get(seed)?))).collect();
+                if diffs.is_empty() {
+                    return "-".into();
+                }
+                let mean = diffs.iter().map(|d| d.1).sum::<f64>() / diffs.len() as f64;
+                let each: Vec<String> = diffs.iter().map(|(s, d)| format!("{d:+.1} (seed {s})")).collect();
+                format!("**{mean:+.1}**: {}", each.join(", "))
+            })
+            .collect();
+        let _ = writeln!(md, "| {} | {} |", row.label, cells.join(" | "));
+    }
+    Some(md)
+}
+
 /// One line per finished run, in table order: where it stopped, its best step, its pace and
 /// time from the log, dev and test selection metric, and the final task weights of multi-task
 /// runs.
@@ -238,6 +278,22 @@ mod tests {
         assert!(md.contains("| meta-tartan | 90.0 (dev 50.0), n=1 | - |"), "{md}");
         let rows: Vec<&str> = md.lines().skip(2).map(|l| l.split(" | ").next().unwrap()).collect();
         assert_eq!(rows, ["| finetune", "| pretrain-finetune", "| meta-tartan"]);
+    }
+
+    #[test]
+    fn gains_pair_each_run_with_the_fine_tune_run_of_its_seed() {
+        let runs = vec![
+            run(Strategy::Finetune, "chemprot", 0, 0.70),
+            run(Strategy::Finetune, "chemprot", 1, 0.80),
+            run(Strategy::MetaTartan, "chemprot", 0, 0.75),
+            run(Strategy::MetaTartan, "chemprot", 1, 0.90),
+            // No fine-tune run of seed 2 to pair with: left out.
+            run(Strategy::MetaTartan, "chemprot", 2, 0.10),
+        ];
+        let md = gains_markdown(&runs).unwrap();
+        assert!(md.contains("| meta-tartan | **+7.5**: +5.0 (seed 0), +10.0 (seed 1) |"), "{md}");
+        assert!(!md.contains("| finetune |"), "{md}");
+        assert_eq!(gains_markdown(&runs[2..]), None, "no fine-tune runs, no gains");
     }
 
     #[test]

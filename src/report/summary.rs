@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::charts::write_comparison_charts;
-use super::comparison::{runs_markdown, write_tables};
+use super::comparison::{gains_markdown, runs_markdown, write_tables};
 use crate::config::RunConfig;
 use crate::train::charts::RunLog;
 use crate::train::records::RunResult;
@@ -86,6 +86,12 @@ fn comparison(runs: &[RunSummary], out: &Path) -> Result<String> {
     );
     md += &write_tables(runs, out)?;
     md += "\n";
+    if let Some(gains) = gains_markdown(runs) {
+        md += "Gain over fine-tuning on test, in points: the mean over seeds of each run minus the \
+               fine-tune run of the same seed, and each seed's difference.\n\n";
+        md += &gains;
+        md += "\n";
+    }
     for chart in write_comparison_charts(runs, out)? {
         let link = chart.png.strip_prefix(out).unwrap_or(&chart.png);
         let _ = writeln!(md, "![{}]({})\n", chart.caption, link.display());
