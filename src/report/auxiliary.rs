@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::comparison::mean_std;
+use super::comparison::{Row, mean_std};
 use super::summary::RunSummary;
 use crate::config::Strategy;
 use crate::plot::{Panel, Series, draw};
@@ -84,6 +84,12 @@ pub(super) fn smooth(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
             (points[i].0, window.iter().map(|p| p.1).sum::<f64>() / window.len() as f64)
         })
         .collect()
+}
+
+/// The first and last logged step of a run, from the end-task's weights (logged at every
+/// logged step), which `figures_row` splits into thirds.
+fn logged_span(end: &TaskFigures) -> (f64, f64) {
+    (end.weight.first().map_or(0.0, |p| p.0), end.weight.last().map_or(0.0, |p| p.0))
 }
 
 /// Mean of the values at steps in `steps`.
@@ -198,7 +204,7 @@ pub fn section(run: &RunSummary, runs: &[RunSummary], charts: &Path, out: &Path)
     let figures = task_figures(&RunLog::read(&run.dir)?);
     let empty = TaskFigures::default();
     let end = figures.get(END_TASK).unwrap_or(&empty);
-    let steps = (end.weight.first().map_or(0.0, |p| p.0), end.weight.last().map_or(0.0, |p| p.0));
+    let steps = logged_span(end);
     let split = if run.result.as_ref().is_some_and(|r| r.test.is_some()) { "test" } else { "dev" };
     let metric = run.config.metric().key();
     let mut md = String::from("### Auxiliary data: which helped, and when\n\n");
@@ -236,7 +242,7 @@ pub fn overview_table(runs: &[RunSummary]) -> Result<Option<String>> {
     if multi.is_empty() {
         return Ok(None);
     }
-    multi.sort_by_key(|r| (r.task(), r.config.strategy, r.config.label(), r.config.seed));
+    multi.sort_by_key(|r| (r.task(), Row::of(r), r.config.seed));
     let mut md = String::from(
         "| task | strategy | seed | corpus | mean weight | final weight | cos with dev, first third | cos with dev, last third | share of the update | last masked-token accuracy |\n\
          | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
@@ -245,8 +251,7 @@ pub fn overview_table(runs: &[RunSummary]) -> Result<Option<String>> {
         let log = RunLog::read(&run.dir)?;
         let figures = task_figures(&log);
         let empty = TaskFigures::default();
-        let end = figures.get(END_TASK).unwrap_or(&empty);
-        let steps = (end.weight.first().map_or(0.0, |p| p.0), end.weight.last().map_or(0.0, |p| p.0));
+        let steps = logged_span(figures.get(END_TASK).unwrap_or(&empty));
         for a in &run.config.aux {
             let row = figures_row(&a.name, figures.get(&a.name).unwrap_or(&empty), steps);
             let accuracy = log.train.get(&format!("accuracy.{}", a.name)).and_then(|p| p.last()).map(|p| p.1);

@@ -65,11 +65,19 @@ pub fn table(runs: &[RunSummary]) -> BTreeMap<(Row, String), Cell> {
 /// The comparison table as Markdown: test mean ± sample sd (none for one run), dev mean in
 /// parentheses, and the number of runs.
 pub fn table_markdown(runs: &[RunSummary]) -> String {
-    let cells = table(runs);
+    cells_markdown(&table(runs))
+}
+
+/// The header of a table with a column per task.
+fn header(tasks: &BTreeSet<&String>) -> String {
+    let names: Vec<&str> = tasks.iter().map(|t| t.as_str()).collect();
+    format!("| strategy | {} |\n| --- |{}\n", names.join(" | "), " --- |".repeat(tasks.len()))
+}
+
+fn cells_markdown(cells: &BTreeMap<(Row, String), Cell>) -> String {
     let tasks: BTreeSet<&String> = cells.keys().map(|(_, t)| t).collect();
     let rows: BTreeSet<&Row> = cells.keys().map(|(r, _)| r).collect();
-    let names: Vec<&str> = tasks.iter().map(|t| t.as_str()).collect();
-    let mut out = format!("| strategy | {} |\n| --- |{}\n", names.join(" | "), " --- |".repeat(tasks.len()));
+    let mut out = header(&tasks);
     for row in rows {
         let values: Vec<String> = tasks
             .iter()
@@ -92,11 +100,12 @@ pub fn table_markdown(runs: &[RunSummary]) -> String {
 
 /// `results.md/.csv/.json` in `out`: the comparison table over `runs`. Returns the Markdown.
 pub fn write_tables(runs: &[RunSummary], out: &Path) -> Result<String> {
-    let md = table_markdown(runs);
+    let cells = table(runs);
+    let md = cells_markdown(&cells);
     write_atomic(&out.join("results.md"), md.as_bytes())?;
     let mut csv = String::from("strategy,task,split,mean,std,n,values\n");
     let mut json = serde_json::Map::new();
-    for ((row, task), cell) in table(runs) {
+    for ((row, task), cell) in &cells {
         for (split, values) in [("dev", &cell.dev), ("test", &cell.test)] {
             let (mean, std) = if values.is_empty() { (f64::NAN, f64::NAN) } else { mean_std(values) };
             let list: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
@@ -131,8 +140,7 @@ pub fn gains_markdown(runs: &[RunSummary]) -> Option<String> {
     if tasks.is_empty() || rows.is_empty() {
         return None;
     }
-    let names: Vec<&str> = tasks.iter().map(|t| t.as_str()).collect();
-    let mut md = format!("| strategy | {} |\n| --- |{}\n", names.join(" | "), " --- |".repeat(tasks.len()));
+    let mut md = header(&tasks);
     for row in rows {
         let cells: Vec<String> = tasks
             .iter()
@@ -233,34 +241,8 @@ fn final_weights(log: &RunLog) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::summary::tests::run;
     use super::*;
-    use crate::config::{Metric, RunConfig};
-    use crate::train::records::RunResult;
-    use std::path::PathBuf;
-
-    fn run(strategy: Strategy, task: &str, seed: u64, test_acc: f64) -> RunSummary {
-        let mut config = RunConfig { strategy, seed, ..RunConfig::default() };
-        config.task.train = PathBuf::from(format!("data/{task}/train.jsonl"));
-        config.task.metric = Some(Metric::Accuracy);
-        let scores = |acc: f64| Scores {
-            accuracy: acc,
-            macro_f1: 0.0,
-            micro_f1: acc,
-            per_label: vec![],
-            confusion: vec![],
-            n: 10,
-        };
-        let result = RunResult {
-            metric: "accuracy".into(),
-            best_step: Some(1),
-            dev: Some(scores(0.5)),
-            test: Some(scores(test_acc)),
-            steps: 1,
-            train_seconds: 1.0,
-            final_finetune: None,
-        };
-        RunSummary { dir: PathBuf::from("x"), config, result: Some(result) }
-    }
 
     #[test]
     fn table_has_strategies_as_rows_in_the_papers_order_tasks_as_columns_and_mean_std_over_seeds() {

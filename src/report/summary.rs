@@ -190,12 +190,14 @@ fn unfinished(r: &RunSummary) -> Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::{Metric, Strategy};
     use crate::train::metrics::Scores;
 
-    fn run(strategy: Strategy, task: &str, seed: u64, test_acc: f64) -> RunSummary {
+    /// A finished run of `strategy` on `task` with test accuracy `test_acc` (dev 0.5), as the
+    /// report's tests compare them.
+    pub(in crate::report) fn run(strategy: Strategy, task: &str, seed: u64, test_acc: f64) -> RunSummary {
         let mut config = RunConfig { strategy, seed, ..RunConfig::default() };
         config.task.train = PathBuf::from(format!("data/{task}/train.jsonl"));
         config.task.metric = Some(Metric::Accuracy);
