@@ -99,8 +99,42 @@ fn progress_bar(total: usize, at: usize) -> ProgressBar {
 }
 
 enum StepOutcome {
-    Updated { losses: Vec<f64>, accuracies: Vec<Option<f64>>, grad_norm: f64, figures: StepFigures },
+    Updated(Update),
     Skipped(String),
+}
+
+/// What an optimizer step that updated the model reports: each objective's loss (and
+/// accuracy, where it has one), the gradient norm before clipping and the weighting's figures.
+struct Update {
+    losses: Vec<f64>,
+    accuracies: Vec<Option<f64>>,
+    grad_norm: f64,
+    figures: StepFigures,
+}
+
+impl Update {
+    fn loss(&self) -> f64 {
+        self.losses.iter().sum()
+    }
+}
+
+/// Steps per second between logged steps.
+struct Pace {
+    since: Instant,
+    step: usize,
+}
+
+impl Pace {
+    fn start(step: usize) -> Self {
+        Self { since: Instant::now(), step }
+    }
+
+    /// The pace since the last lap, which now ends at `step`.
+    fn lap(&mut self, step: usize) -> f64 {
+        let pace = (step - self.step) as f64 / self.since.elapsed().as_secs_f64().max(1e-9);
+        *self = Self::start(step);
+        pace
+    }
 }
 
 impl Trainer {
@@ -151,39 +185,25 @@ impl Trainer {
         let total = self.plan.total_steps;
         let limit = limit.min(total);
         let bar = progress_bar(total, self.state.step);
-        let mut window = (Instant::now(), self.state.step);
+        let mut pace = Pace::start(self.state.step);
         while self.state.step < limit && !self.state.finished {
             if super::stop_requested() {
                 bar.abandon();
-                self.save_checkpoint()?;
-                bail!(
-                    "interrupted at step {}; a checkpoint is saved. Continue with `tartan train --resume {}`",
-                    self.state.step,
-                    self.cfg.output_dir.display()
-                );
+                return self.interrupted();
             }
             self.model.reseed_dropout(dropout_step_seed(self.cfg.seed, self.state.step));
-            let (lr, head_lr) = self.plan.lrs(self.state.step);
+            let lrs = self.plan.lrs(self.state.step);
             let outcome = self.train_step()?;
             self.state.step += 1;
             let step = self.state.step;
             match outcome {
                 StepOutcome::Skipped(why) => self.skipped(step, why)?,
-                StepOutcome::Updated { losses, accuracies, grad_norm, figures } => {
+                StepOutcome::Updated(update) => {
                     self.state.nonfinite_in_a_row = 0;
-                    let loss: f64 = losses.iter().sum();
                     bar.set_position(step as u64);
-                    bar.set_message(format!("loss {loss:.4}"));
+                    bar.set_message(format!("loss {:.4}", update.loss()));
                     if step.is_multiple_of(self.cfg.train.log_every) || step == total {
-                        let steps_per_s = (step - window.1) as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
-                        window = (Instant::now(), step);
-                        let tasks = self.task_steps(&losses, &accuracies, &figures);
-                        let dev_loss = figures.dev_loss;
-                        let record = Record::Train { step, lr, head_lr, loss, grad_norm, steps_per_s, dev_loss, tasks };
-                        self.log.write(&record)?;
-                        if bar.is_hidden() {
-                            tracing::info!("step {step}/{total}: loss {loss:.4}, {steps_per_s:.2} steps/s");
-                        }
+                        self.log_step(step, lrs, &update, pace.lap(step), bar.is_hidden())?;
                     }
                 }
             }
@@ -204,6 +224,34 @@ impl Trainer {
             && !self.state.step.is_multiple_of(self.plan.checkpoint_every)
         {
             self.save_checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Ctrl-C or SIGTERM: save where the run stands and say how to go on.
+    fn interrupted(&mut self) -> Result<()> {
+        self.save_checkpoint()?;
+        bail!(
+            "interrupted at step {}; a checkpoint is saved. Continue with `tartan train --resume {}`",
+            self.state.step,
+            self.cfg.output_dir.display()
+        )
+    }
+
+    /// One line of metrics.jsonl for a logged step; a log line too when the bar is hidden.
+    fn log_step(
+        &mut self,
+        step: usize,
+        (lr, head_lr): (f64, f64),
+        u: &Update,
+        steps_per_s: f64,
+        say: bool,
+    ) -> Result<()> {
+        let tasks = self.task_steps(u);
+        let (loss, grad_norm, dev_loss) = (u.loss(), u.grad_norm, u.figures.dev_loss);
+        self.log.write(&Record::Train { step, lr, head_lr, loss, grad_norm, steps_per_s, dev_loss, tasks })?;
+        if say {
+            tracing::info!("step {step}/{}: loss {loss:.4}, {steps_per_s:.2} steps/s", self.plan.total_steps);
         }
         Ok(())
     }
@@ -260,21 +308,21 @@ impl Trainer {
         }
         let lr_factor = self.plan.lr_factor(self.state.step);
         self.model = self.optim.step(self.model.clone(), buffer, lr_factor, &self.groups);
-        Ok(StepOutcome::Updated { losses, accuracies, grad_norm, figures: self.weighting.end_step() })
+        Ok(StepOutcome::Updated(Update { losses, accuracies, grad_norm, figures: self.weighting.end_step() }))
     }
 
     /// Each objective's figures of a logged step, by name.
-    fn task_steps(&self, losses: &[f64], accuracies: &[Option<f64>], f: &StepFigures) -> BTreeMap<String, TaskStep> {
+    fn task_steps(&self, u: &Update) -> BTreeMap<String, TaskStep> {
         let weights = self.weighting.weights();
-        let figure = |i: usize| f.tasks.get(i).copied().unwrap_or_default();
+        let figure = |i: usize| u.figures.tasks.get(i).copied().unwrap_or_default();
         self.objectives
             .iter()
             .enumerate()
             .map(|(i, o)| {
                 let step = TaskStep {
-                    loss: losses[i],
+                    loss: u.losses[i],
                     weight: weights[i],
-                    accuracy: accuracies[i],
+                    accuracy: u.accuracies[i],
                     cos: figure(i).cos,
                     grad_norm: figure(i).grad_norm,
                     logit: figure(i).logit,
